@@ -1,0 +1,143 @@
+"""The typed settings model: every key relay reads, with its default (DESIGN §4)."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from relay.config.types import Duration, HostPort, HostPortValue, PasswordHash, RouteValue
+
+__all__ = [
+    "DeliverySettings",
+    "DnsSettings",
+    "FeedbackSettings",
+    "HttpSettings",
+    "Settings",
+    "SmtpSettings",
+    "SmtpUser",
+    "SpoolSettings",
+]
+
+IPNetwork = IPv4Network | IPv6Network
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SmtpUser(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    password_hash: PasswordHash
+
+
+class SmtpSettings(_Section):
+    listen: HostPortValue = HostPort("127.0.0.1", 2525)
+    hostname: str = Field(default_factory=socket.getfqdn)
+    max_message_size: Annotated[int, Field(gt=0)] = 36_700_160
+    max_recipients: Annotated[int, Field(ge=1)] = 1000
+    trusted_networks: list[IPNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    users: list[SmtpUser] = Field(default_factory=list)
+    timeout: Duration = timedelta(minutes=5)
+
+    @field_validator("trusted_networks", mode="before")
+    @classmethod
+    def _strict_networks(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> SmtpSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        names = [user.name for user in self.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate user name(s): {', '.join(duplicates)}")
+        return self
+
+
+class DnsSettings(_Section):
+    nameservers: list[HostPortValue] = Field(default_factory=list)
+    timeout: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("nameservers")
+    @classmethod
+    def _addresses_only(cls, servers: list[HostPort]) -> list[HostPort]:
+        for server in servers:
+            try:
+                ip_address(server.host)
+            except ValueError:
+                raise ValueError(f"{server}: a name server must be an IP address") from None
+        return servers
+
+
+class DeliverySettings(_Section):
+    routes: dict[str, RouteValue] = Field(default_factory=dict)
+    retry_schedule: Annotated[list[Duration], Field(min_length=1)] = Field(
+        default_factory=lambda: [
+            timedelta(minutes=1),
+            timedelta(minutes=5),
+            timedelta(minutes=30),
+            timedelta(hours=2),
+        ]
+    )
+    max_lifetime: Duration = timedelta(days=5)
+    helo_name: str = Field(default_factory=socket.getfqdn)
+    port: Annotated[int, Field(gt=0, lt=65536)] = 25
+    connect_timeout: Duration = timedelta(seconds=30)
+    command_timeout: Duration = timedelta(minutes=5)
+    max_connections: Annotated[int, Field(ge=1)] = 100
+    max_connections_per_destination: Annotated[int, Field(ge=1)] = 20
+    idle_connection_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("routes")
+    @classmethod
+    def _lowercase_domains(cls, routes: dict[str, object]) -> dict[str, object]:
+        return {domain.lower().rstrip("."): route for domain, route in routes.items()}
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _positive_intervals(cls, schedule: list[timedelta]) -> list[timedelta]:
+        if any(interval.total_seconds() <= 0 for interval in schedule):
+            raise ValueError("every retry interval must be longer than 0s")
+        return schedule
+
+
+class SpoolSettings(_Section):
+    path: Path | None = None
+
+
+class FeedbackSettings(_Section):
+    listen: HostPortValue = HostPort("127.0.0.1", 2526)
+
+
+class HttpSettings(_Section):
+    listen: HostPortValue = HostPort("127.0.0.1", 8025)
+
+
+class Settings(_Section):
+    state_dir: Path = Path("var")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool.path if self.spool.path is not None else self.state_dir / "spool"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"

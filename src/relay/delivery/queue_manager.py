@@ -1,0 +1,259 @@
+"""The queue manager: picks due messages from the spool, delivers each recipient group to its
+destination, records one outcome per recipient and schedules the retry, bounce or expiry.
+
+Recipient outcomes (DESIGN §3): success -> delivered; 5xx or permanent DNS failure -> bounced
+with a DSN; 4xx or no connection -> retried on [delivery] retry_schedule until max_lifetime,
+then expired with a DSN. A DSN is queued like any other message, from the null reverse path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import defaultdict
+from itertools import count
+
+from relay.config.model import DeliverySettings
+from relay.delivery.dsn import FailedRecipient, build_dsn
+from relay.delivery.mx import MxResolver
+from relay.delivery.smtp_client import ConnectionPool
+from relay.errors import DeliveryError, SpoolError
+from relay.spool.records import DeliveryResult, Envelope, RecipientState
+from relay.spool.store import Spool, new_queue_id
+
+__all__ = ["QueueManager"]
+
+log = logging.getLogger("relay.delivery")
+
+Outcome = tuple[str, RecipientState, DeliveryResult, float]
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+class QueueManager:
+    def __init__(self, spool: Spool, resolver: MxResolver, settings: DeliverySettings) -> None:
+        self._spool = spool
+        self._resolver = resolver
+        self._settings = settings
+        self._pool = ConnectionPool(settings)
+        self._heap: list[tuple[float, int, str]] = []
+        self._sequence = count()
+        self._scheduled: dict[str, float] = {}
+        self._active: set[str] = set()
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._per_destination: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.max_connections_per_destination)
+        )
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Schedule every message with a non-final recipient, then start running."""
+        for queue_id, due_at in await self._spool.due():
+            self._schedule(queue_id, due_at)
+        self._runner = asyncio.create_task(self._run(), name="queue-manager")
+        self._reaper = asyncio.create_task(self._reap_idle(), name="idle-connections")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        for task in (self._runner, self._reaper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._pool.close_idle()
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def enqueue(self, envelope: Envelope) -> None:
+        """A message was just spooled: try it now."""
+        self._schedule(envelope.queue_id, time.time())
+
+    def _schedule(self, queue_id: str, due_at: float) -> None:
+        current = self._scheduled.get(queue_id)
+        if current is not None and current <= due_at:
+            return
+        self._scheduled[queue_id] = due_at
+        heapq.heappush(self._heap, (due_at, next(self._sequence), queue_id))
+        if self._heap[0][2] == queue_id:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                due_at, _, queue_id = heapq.heappop(self._heap)
+                if self._scheduled.get(queue_id) != due_at:
+                    continue  # superseded by an earlier schedule
+                if queue_id in self._active:
+                    continue  # the running attempt reschedules it
+                del self._scheduled[queue_id]
+                await self._slots.acquire()
+                self._active.add(queue_id)
+                task = asyncio.create_task(self._attempt(queue_id), name=f"deliver-{queue_id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._wake.clear()
+            timeout = self._heap[0][0] - time.time() if self._heap else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _reap_idle(self) -> None:
+        idle = self._settings.idle_connection_timeout.total_seconds()
+        while True:
+            await asyncio.sleep(max(idle / 2, 0.5))
+            await self._pool.close_idle(older_than=idle)
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    async def _attempt(self, queue_id: str) -> None:
+        try:
+            await self._deliver(queue_id)
+        except SpoolError as exc:
+            log.error("%s: delivery attempt failed: %s; retrying in 60s", queue_id, exc)
+            self._schedule(queue_id, time.time() + 60)
+        except Exception:
+            log.exception("%s: unexpected error during delivery; retrying in 60s", queue_id)
+            self._schedule(queue_id, time.time() + 60)
+        finally:
+            self._active.discard(queue_id)
+            self._slots.release()
+
+    async def _deliver(self, queue_id: str) -> None:
+        try:
+            envelope, content = await self._spool.load(queue_id)
+        except SpoolError as exc:
+            await self._spool.set_aside(queue_id, str(exc))
+            return
+        pending = await self._spool.pending(queue_id)
+        if not pending:
+            await self._spool.remove_if_done(queue_id)
+            return
+        attempts = {recipient.address: recipient.attempts for recipient in pending}
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for recipient in pending:
+            by_domain[_domain(recipient.address)].append(recipient.address)
+        groups = await asyncio.gather(
+            *(
+                self._deliver_to_domain(domain, envelope, recipients, content)
+                for domain, recipients in by_domain.items()
+            )
+        )
+        now = time.time()
+        outcomes = [
+            self._outcome(envelope, address, result, attempts[address], now)
+            for group in groups
+            for address, result in group.items()
+        ]
+        await self._spool.record(queue_id, outcomes)
+        for address, state, result, next_attempt_at in outcomes:
+            self._log(envelope, address, state, result, next_attempt_at, now)
+        failures = [
+            FailedRecipient(address, result, expired=state is RecipientState.EXPIRED)
+            for address, state, result, _ in outcomes
+            if state in (RecipientState.BOUNCED, RecipientState.EXPIRED)
+        ]
+        if failures:
+            await self._notify_sender(envelope, content, failures, now)
+        retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
+        if retries:
+            self._schedule(queue_id, min(retries))
+        else:
+            await self._spool.remove_if_done(queue_id)
+
+    async def _deliver_to_domain(
+        self, domain: str, envelope: Envelope, recipients: list[str], content: bytes
+    ) -> dict[str, DeliveryResult]:
+        try:
+            destination = await self._resolver.destination(domain)
+        except DeliveryError as exc:
+            return dict.fromkeys(recipients, DeliveryResult(exc.status, exc.diagnostic))
+        last_failure: DeliveryError | None = None
+        async with self._per_destination[domain]:
+            for host in destination.hosts:
+                try:
+                    return await self._pool.send(host, envelope, recipients, content)
+                except DeliveryError as exc:
+                    log.info("%s: %s; trying the next host", envelope.queue_id, exc.diagnostic)
+                    last_failure = exc
+        assert last_failure is not None
+        failure = DeliveryResult(
+            last_failure.status, last_failure.diagnostic, last_failure.remote_mta
+        )
+        return dict.fromkeys(recipients, failure)
+
+    def _outcome(
+        self, envelope: Envelope, address: str, result: DeliveryResult, attempts: int, now: float
+    ) -> Outcome:
+        if result.success:
+            return address, RecipientState.DELIVERED, result, now
+        if result.permanent:
+            return address, RecipientState.BOUNCED, result, now
+        deadline = envelope.received_at + self._settings.max_lifetime.total_seconds()
+        if now >= deadline:
+            return address, RecipientState.EXPIRED, result, now
+        schedule = self._settings.retry_schedule
+        delay = schedule[min(attempts, len(schedule) - 1)].total_seconds()
+        return address, RecipientState.QUEUED, result, min(now + delay, deadline)
+
+    @staticmethod
+    def _log(
+        envelope: Envelope,
+        address: str,
+        state: RecipientState,
+        result: DeliveryResult,
+        next_attempt_at: float,
+        now: float,
+    ) -> None:
+        retry = f", retry in {next_attempt_at - now:.0f}s" if not state.final else ""
+        log.info(
+            "%s: to=<%s> relay=%s status=%s dsn=%s (%s)%s",
+            envelope.queue_id,
+            address,
+            result.remote_mta or "none",
+            state.value,
+            result.status,
+            result.diagnostic,
+            retry,
+        )
+
+    async def _notify_sender(
+        self, envelope: Envelope, content: bytes, failures: list[FailedRecipient], now: float
+    ) -> None:
+        if not envelope.mail_from:
+            log.info("%s: no DSN: the message had a null sender", envelope.queue_id)
+            return
+        report = build_dsn(envelope, content, failures, self._settings.helo_name, now)
+        notice = Envelope(
+            queue_id=new_queue_id(),
+            mail_from="",
+            recipients=(envelope.mail_from,),
+            received_at=now,
+            smtputf8=not envelope.mail_from.isascii(),
+        )
+        try:
+            await self._spool.accept(notice, report)
+        except SpoolError as exc:
+            # The failures are recorded; losing only the notice is the lesser harm.
+            log.error(
+                "%s: could not queue the DSN to <%s>: %s",
+                envelope.queue_id,
+                envelope.mail_from,
+                exc,
+            )
+            return
+        log.info("%s: sender non-delivery notification: %s", envelope.queue_id, notice.queue_id)
+        self.enqueue(notice)

@@ -1,0 +1,212 @@
+"""One SMTP transaction to one host with aiosmtplib, and the reuse of idle connections.
+
+aiosmtplib normalises line endings to CRLF and dot-stuffs the data (RFC 5321 §4.5.2), so nothing
+relay emits can end DATA early at the next hop. Its exceptions stop here: a transaction returns a
+DeliveryResult per recipient, or raises TemporaryFailure when the host could not be used at all
+(so that the caller tries the next MX).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import time
+from collections import defaultdict
+
+import aiosmtplib
+
+from relay.config.model import DeliverySettings
+from relay.delivery.mx import MailHost
+from relay.errors import TemporaryFailure
+from relay.spool.records import DeliveryResult, Envelope
+
+__all__ = ["ConnectionPool"]
+
+log = logging.getLogger("relay.delivery")
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+_CONNECTION_ERRORS = (
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    aiosmtplib.SMTPConnectError,
+    OSError,
+    ssl.SSLError,
+)
+
+
+def _result(code: int, message: str, host: MailHost) -> DeliveryResult:
+    match = _ENHANCED.match(message)
+    status = match.group(1) if match else f"{str(code)[0]}.0.0"
+    text = " ".join(message.split())
+    return DeliveryResult(status, f"{code} {text}", remote_mta=host.name)
+
+
+def _needs_smtputf8(envelope: Envelope, content: bytes) -> bool:
+    if not envelope.smtputf8:
+        return False
+    if not (envelope.mail_from.isascii() and all(r.isascii() for r in envelope.recipients)):
+        return True
+    header_end = content.find(b"\r\n\r\n")
+    return not content[: header_end if header_end >= 0 else len(content)].isascii()
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the server before MAIL; nothing was sent yet."""
+
+
+class ConnectionPool:
+    """Open connections per host, reused for the next transaction while idle."""
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._settings = settings
+        self._idle: dict[tuple[str, int], list[tuple[float, aiosmtplib.SMTP]]] = defaultdict(list)
+        self._tls = ssl.create_default_context()
+        # Opportunistic STARTTLS (RFC 3207): encrypt when offered, without authenticating the
+        # server, as MTAs do when neither DANE nor MTA-STS applies.
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE
+
+    async def _connect(self, host: MailHost) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=host.address,
+            port=host.port,
+            local_hostname=self._settings.helo_name,
+            timeout=self._settings.command_timeout.total_seconds(),
+            start_tls=None,
+            tls_context=self._tls,
+        )
+        try:
+            await asyncio.wait_for(
+                client.connect(), timeout=self._settings.connect_timeout.total_seconds()
+            )
+        except TimeoutError:
+            client.close()
+            raise TemporaryFailure("4.4.1", f"connect to {host}: timed out", host.name) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise TemporaryFailure(
+                "4.4.1", f"{host} refused the session: {exc.code} {exc.message}", host.name
+            ) from None
+        except _CONNECTION_ERRORS as exc:
+            client.close()
+            raise TemporaryFailure("4.4.1", f"connect to {host}: {exc}", host.name) from None
+        return client
+
+    async def _acquire(self, host: MailHost) -> tuple[aiosmtplib.SMTP, bool]:
+        """A connection to host and whether it was reused."""
+        idle = self._idle[(host.address, host.port)]
+        while idle:
+            _, client = idle.pop()
+            if client.is_connected:
+                return client, True
+        return await self._connect(host), False
+
+    def _release(self, host: MailHost, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            self._idle[(host.address, host.port)].append((time.monotonic(), client))
+
+    async def close_idle(self, older_than: float = 0.0) -> None:
+        """QUIT connections idle for longer than `older_than` seconds."""
+        now = time.monotonic()
+        closing: list[aiosmtplib.SMTP] = []
+        for key, idle in list(self._idle.items()):
+            keep = [(since, client) for since, client in idle if now - since < older_than]
+            closing.extend(client for since, client in idle if now - since >= older_than)
+            self._idle[key] = keep
+        for client in closing:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=5)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def send(
+        self, host: MailHost, envelope: Envelope, recipients: list[str], content: bytes
+    ) -> dict[str, DeliveryResult]:
+        """Run one transaction; return a result per recipient. Raises TemporaryFailure when the
+        host could not be reached or dropped the connection before answering for everyone."""
+        client, reused = await self._acquire(host)
+        try:
+            try:
+                results = await self._transaction(client, host, envelope, recipients, content)
+            except _StaleConnection:
+                client.close()
+                if not reused:
+                    raise
+                client = await self._connect(host)
+                results = await self._transaction(client, host, envelope, recipients, content)
+        except (_StaleConnection, *_CONNECTION_ERRORS) as exc:
+            client.close()
+            reason = exc.__cause__ if isinstance(exc, _StaleConnection) else exc
+            raise TemporaryFailure(
+                "4.4.2", f"{host}: connection lost: {reason}", host.name
+            ) from None
+        self._release(host, client)
+        return results
+
+    async def _transaction(
+        self,
+        client: aiosmtplib.SMTP,
+        host: MailHost,
+        envelope: Envelope,
+        recipients: list[str],
+        content: bytes,
+    ) -> dict[str, DeliveryResult]:
+        utf8 = _needs_smtputf8(envelope, content)
+        if utf8 and not client.supports_extension("smtputf8"):
+            failure = DeliveryResult(
+                "5.6.9",
+                f"{host} does not support SMTPUTF8, which this message needs (RFC 6531)",
+                host.name,
+            )
+            return dict.fromkeys(recipients, failure)
+        options = []
+        if utf8:
+            options.append("SMTPUTF8")
+        if client.supports_extension("8bitmime") and not content.isascii():
+            options.append("BODY=8BITMIME")
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(content)}")
+        encoding = "utf-8" if utf8 else "ascii"
+        try:
+            await client.mail(envelope.mail_from, options=options, encoding=encoding)
+        except _CONNECTION_ERRORS as exc:
+            raise _StaleConnection from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(client, exc.code)
+            return dict.fromkeys(recipients, _result(exc.code, exc.message, host))
+        results: dict[str, DeliveryResult] = {}
+        accepted: list[str] = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient, encoding=encoding)
+            except aiosmtplib.SMTPResponseException as exc:
+                results[recipient] = _result(exc.code, exc.message, host)
+                if exc.code == 421:
+                    client.close()
+                    return results | dict.fromkeys(
+                        [r for r in recipients if r not in results],
+                        _result(exc.code, exc.message, host),
+                    )
+            else:
+                accepted.append(recipient)
+        if not accepted:
+            await self._reset(client, 0)
+            return results
+        try:
+            response = await client.data(content)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(client, exc.code)
+            return results | dict.fromkeys(accepted, _result(exc.code, exc.message, host))
+        return results | dict.fromkeys(accepted, _result(response.code, response.message, host))
+
+    @staticmethod
+    async def _reset(client: aiosmtplib.SMTP, code: int) -> None:
+        if code == 421:
+            client.close()
+            return
+        try:
+            await client.rset()
+        except aiosmtplib.SMTPException:
+            client.close()

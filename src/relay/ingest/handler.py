@@ -1,0 +1,100 @@
+"""What the submission listener does with a complete transaction: stamp it and spool it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session
+
+from relay import replies
+from relay.errors import SpoolError
+from relay.spool.records import Envelope
+from relay.spool.store import Spool, new_queue_id
+
+__all__ = ["SubmissionHandler", "received_header"]
+
+log = logging.getLogger("relay.ingest")
+
+_EXTENSIONS = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+
+
+def received_header(session: Session, envelope: Envelope, hostname: str) -> bytes:
+    """An RFC 5321 §4.4 trace line; the protocol keyword follows RFC 3848."""
+    protocol = "ESMTP" if session.extended_smtp else "SMTP"
+    if session.ssl is not None:
+        protocol += "S"
+    if session.authenticated:
+        protocol += "A"
+    tls = ""
+    if session.ssl is not None:
+        cipher = session.ssl.get("cipher")
+        if cipher:
+            tls = f"\r\n\t(using {cipher[1]} with cipher {cipher[0]})"
+    recipient = f"\r\n\tfor <{envelope.recipients[0]}>" if len(envelope.recipients) == 1 else ""
+    helo = session.host_name or "unknown"
+    stamp = formatdate(envelope.received_at, localtime=True)
+    line = (
+        f"Received: from {helo} ([{envelope.client_address}])\r\n"
+        f"\tby {hostname} (relay) with {protocol} id {envelope.queue_id}{tls}{recipient};\r\n"
+        f"\t{stamp}\r\n"
+    )
+    return line.encode("utf-8")
+
+
+class SubmissionHandler:
+    """aiosmtpd handler of the submission listener."""
+
+    def __init__(self, spool: Spool, hostname: str, on_queued: Callable[[Envelope], None]) -> None:
+        self._spool = spool
+        self._hostname = hostname
+        self._on_queued = on_queued
+
+    async def handle_EHLO(
+        self,
+        server: Any,
+        session: Session,
+        envelope: SmtpEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return responses[:-1] + _EXTENSIONS + responses[-1:]
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("ingest: unexpected error, answered 451: %r", error, exc_info=error)
+        return str(replies.SPOOL_FAILURE.but("Local error, try again later"))
+
+    async def submit(self, session: Session, smtp_envelope: SmtpEnvelope, content: bytes) -> str:
+        """Spool a complete transaction; the reply says whether it is safe on disk."""
+        envelope = Envelope(
+            queue_id=new_queue_id(),
+            mail_from=smtp_envelope.mail_from or "",
+            recipients=tuple(smtp_envelope.rcpt_tos),
+            received_at=time.time(),
+            smtputf8=smtp_envelope.smtp_utf8,
+            client_address=session.peer[0] if session.peer else "",
+            client_helo=session.host_name or "",
+            auth_user=session.auth_data if session.authenticated else None,
+        )
+        stamped = received_header(session, envelope, self._hostname) + content
+        try:
+            await self._spool.accept(envelope, stamped)
+        except SpoolError as exc:
+            log.error("%s: not accepted, answered 451: %s", envelope.queue_id, exc)
+            return str(replies.SPOOL_FAILURE)
+        log.info(
+            "%s: accepted from=<%s> nrcpt=%d size=%d client=%s%s",
+            envelope.queue_id,
+            envelope.mail_from,
+            len(envelope.recipients),
+            len(stamped),
+            envelope.client_address,
+            f" user={envelope.auth_user}" if envelope.auth_user else "",
+        )
+        self._on_queued(envelope)
+        return str(replies.QUEUED).format(queue_id=envelope.queue_id)

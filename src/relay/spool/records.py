@@ -1,0 +1,72 @@
+"""What the spool keeps: the envelope of an accepted message and the state of each recipient.
+
+A delivery result is shaped like an RFC 3464 per-recipient DSN field group (status, action,
+diagnostic code, remote MTA) so that a DSN can be written from it without translation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+__all__ = ["DeliveryResult", "Envelope", "PendingRecipient", "RecipientState"]
+
+
+class RecipientState(StrEnum):
+    """Every accepted recipient ends in exactly one final state (DESIGN §3)."""
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+
+    @property
+    def final(self) -> bool:
+        return self is not RecipientState.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one attempt for one recipient (RFC 3464 §2.3)."""
+
+    status: str  # RFC 3463 enhanced status, e.g. "5.1.1"
+    diagnostic: str  # what the remote said, e.g. "550 5.1.1 no such user", or our own reason
+    remote_mta: str | None = None  # host name or [address] of the server that answered
+
+    @property
+    def permanent(self) -> bool:
+        return self.status.startswith("5")
+
+    @property
+    def success(self) -> bool:
+        return self.status.startswith("2")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The SMTP envelope of an accepted message, as written in its queue file."""
+
+    queue_id: str
+    mail_from: str  # "" is the null reverse path (DSNs)
+    recipients: tuple[str, ...]
+    received_at: float
+    smtputf8: bool = False
+    client_address: str = ""
+    client_helo: str = ""
+    auth_user: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Envelope:
+        fields = json.loads(data)
+        fields["recipients"] = tuple(fields["recipients"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecipient:
+    address: str
+    attempts: int

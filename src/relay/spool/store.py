@@ -1,0 +1,290 @@
+"""The durable message store.
+
+Layout under the spool directory:
+
+    tmp/<queue-id>      being written; never answered 250; removed at start-up
+    queue/<queue-id>    accepted: one line of envelope JSON, then the message bytes
+    bad/<queue-id>      queue files that cannot be read back (set aside for an operator)
+    index.sqlite        per-recipient delivery state (WAL)
+
+A message is accepted when its queue file has been written, fsync'd, renamed into queue/ and the
+directory fsync'd: the file alone proves acceptance, so a crash between that and the index insert
+loses nothing (start-up indexes queue files the index does not know). Recipient states live in
+SQLite; a committed update survives `kill -9`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from relay.errors import SpoolError
+from relay.spool.records import DeliveryResult, Envelope, PendingRecipient, RecipientState
+
+__all__ = ["Spool", "new_queue_id"]
+
+log = logging.getLogger("relay.spool")
+
+T = TypeVar("T")
+
+_MAGIC = b"RELAY1 "
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    queue_id TEXT PRIMARY KEY,
+    mail_from TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipients (
+    queue_id TEXT NOT NULL REFERENCES messages(queue_id),
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    status TEXT,
+    diagnostic TEXT,
+    remote_mta TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (queue_id, address)
+);
+CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients(state, next_attempt_at);
+"""
+
+
+def new_queue_id() -> str:
+    """A unique, time-ordered id: microseconds since the epoch and 32 random bits, in hex."""
+    return f"{time.time_ns() // 1000:014X}{secrets.token_hex(4).upper()}"
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Queue files on disk plus a SQLite index of recipient states. Use from one event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp_dir = path / "tmp"
+        self.queue_dir = path / "queue"
+        self.bad_dir = path / "bad"
+        self._index_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-index")
+        self._db: sqlite3.Connection | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the directories, open the index and index queue files it does not know."""
+        try:
+            for directory in (self.tmp_dir, self.queue_dir, self.bad_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            await self._in_index_thread(self._open_index)
+            for leftover in self.tmp_dir.iterdir():
+                leftover.unlink()
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"cannot open the spool at {self.path}: {exc}") from exc
+        await self._recover()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._in_index_thread(self._db.close)
+            self._db = None
+        self._index_thread.shutdown(wait=True)
+
+    def _open_index(self) -> None:
+        db = sqlite3.connect(self.path / "index.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def _recover(self) -> None:
+        known = set(await self._in_index_thread(self._known_ids))
+        for queue_file in sorted(self.queue_dir.iterdir()):
+            if queue_file.name in known:
+                continue
+            try:
+                envelope, content = await asyncio.to_thread(self._read, queue_file)
+            except SpoolError as exc:
+                self._set_aside(queue_file, str(exc))
+                continue
+            log.info("%s: recovered from the queue directory", envelope.queue_id)
+            await self._in_index_thread(self._insert, envelope, len(content))
+
+    def _known_ids(self) -> list[str]:
+        assert self._db is not None
+        return [row[0] for row in self._db.execute("SELECT queue_id FROM messages")]
+
+    # -- accepting --------------------------------------------------------------------------
+
+    async def accept(self, envelope: Envelope, content: bytes) -> None:
+        """Store the message durably; when this returns, a 250 may be sent."""
+        await asyncio.to_thread(self._write, envelope, content)
+        try:
+            await self._in_index_thread(self._insert, envelope, len(content))
+        except sqlite3.Error as exc:
+            # The queue file is durable; start-up will index it. Refuse the message anyway so
+            # that a broken index is noticed rather than filling silently.
+            (self.queue_dir / envelope.queue_id).unlink(missing_ok=True)
+            raise SpoolError(f"{envelope.queue_id}: cannot index the message: {exc}") from exc
+
+    def _write(self, envelope: Envelope, content: bytes) -> None:
+        tmp = self.tmp_dir / envelope.queue_id
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(_MAGIC + envelope.to_json() + b"\n")
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, self.queue_dir / envelope.queue_id)
+            _fsync_directory(self.queue_dir)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SpoolError(f"{envelope.queue_id}: cannot write the queue file: {exc}") from exc
+
+    def _insert(self, envelope: Envelope, size: int) -> None:
+        assert self._db is not None
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?)",
+                (envelope.queue_id, envelope.mail_from, envelope.received_at, size),
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO recipients (queue_id, address, state, next_attempt_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (envelope.queue_id, rcpt, RecipientState.QUEUED.value, now, now)
+                    for rcpt in envelope.recipients
+                ],
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def load(self, queue_id: str) -> tuple[Envelope, bytes]:
+        return await asyncio.to_thread(self._read, self.queue_dir / queue_id)
+
+    def _read(self, queue_file: Path) -> tuple[Envelope, bytes]:
+        try:
+            data = queue_file.read_bytes()
+        except OSError as exc:
+            raise SpoolError(f"{queue_file.name}: cannot read the queue file: {exc}") from exc
+        header, newline, content = data.partition(b"\n")
+        if not header.startswith(_MAGIC) or not newline:
+            raise SpoolError(f"{queue_file.name}: not a relay queue file")
+        try:
+            return Envelope.from_json(header[len(_MAGIC) :]), content
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SpoolError(f"{queue_file.name}: unreadable envelope: {exc}") from exc
+
+    async def due(self, before: float | None = None) -> list[tuple[str, float]]:
+        """(queue id, earliest next attempt) of every message with a non-final recipient."""
+        return await self._in_index_thread(self._due, before)
+
+    def _due(self, before: float | None) -> list[tuple[str, float]]:
+        assert self._db is not None
+        query = (
+            "SELECT queue_id, MIN(next_attempt_at) FROM recipients WHERE state = ?"
+            + (" AND next_attempt_at <= ?" if before is not None else "")
+            + " GROUP BY queue_id ORDER BY 2"
+        )
+        params: tuple[Any, ...] = (RecipientState.QUEUED.value,)
+        if before is not None:
+            params += (before,)
+        return [(row[0], row[1]) for row in self._db.execute(query, params)]
+
+    async def pending(self, queue_id: str) -> list[PendingRecipient]:
+        return await self._in_index_thread(self._pending, queue_id)
+
+    def _pending(self, queue_id: str) -> list[PendingRecipient]:
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT address, attempts FROM recipients WHERE queue_id = ? AND state = ?"
+            " ORDER BY rowid",
+            (queue_id, RecipientState.QUEUED.value),
+        )
+        return [PendingRecipient(address, attempts) for address, attempts in rows]
+
+    async def states(self, queue_id: str) -> dict[str, RecipientState]:
+        return await self._in_index_thread(self._states, queue_id)
+
+    def _states(self, queue_id: str) -> dict[str, RecipientState]:
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT address, state FROM recipients WHERE queue_id = ?", (queue_id,)
+        )
+        return {address: RecipientState(state) for address, state in rows}
+
+    # -- recording outcomes -----------------------------------------------------------------
+
+    async def record(
+        self,
+        queue_id: str,
+        outcomes: Iterable[tuple[str, RecipientState, DeliveryResult, float]],
+    ) -> None:
+        """Record (recipient, new state, result, next attempt time) for several recipients in
+        one transaction; a final state is never changed again."""
+        await self._in_index_thread(self._record, queue_id, list(outcomes))
+
+    def _record(
+        self, queue_id: str, outcomes: list[tuple[str, RecipientState, DeliveryResult, float]]
+    ) -> None:
+        assert self._db is not None
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE recipients SET state = ?, attempts = attempts + 1, next_attempt_at = ?,"
+                " status = ?, diagnostic = ?, remote_mta = ?, updated_at = ?"
+                " WHERE queue_id = ? AND address = ? AND state = ?",
+                [
+                    (
+                        state.value,
+                        next_attempt_at,
+                        result.status,
+                        result.diagnostic,
+                        result.remote_mta,
+                        now,
+                        queue_id,
+                        address,
+                        RecipientState.QUEUED.value,
+                    )
+                    for address, state, result, next_attempt_at in outcomes
+                ],
+            )
+
+    async def remove_if_done(self, queue_id: str) -> bool:
+        """Delete the queue file once every recipient is final; say whether it was removed."""
+        states = await self.states(queue_id)
+        if not states or any(not state.final for state in states.values()):
+            return False
+        (self.queue_dir / queue_id).unlink(missing_ok=True)
+        return True
+
+    def _set_aside(self, queue_file: Path, reason: str) -> None:
+        log.error(
+            "%s: %s; moved to %s for an operator to inspect", queue_file.name, reason, self.bad_dir
+        )
+        os.replace(queue_file, self.bad_dir / queue_file.name)
+
+    async def set_aside(self, queue_id: str, reason: str) -> None:
+        """Move a queue file that cannot be processed out of the way (a poison message)."""
+        await asyncio.to_thread(self._set_aside, self.queue_dir / queue_id, reason)
+
+    async def _in_index_thread(self, function: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._index_thread, function, *args)
