@@ -1,0 +1,105 @@
+"""A real authoritative DNS server (NSD) on a loopback port, serving the zone `test.`.
+
+Tests add records for names of their own (`add`), which reloads the zone (SIGHUP) and waits
+until the server answers with the new serial.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dns.resolver
+
+ZONE = "test"
+
+
+class DnsServer:
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.records: list[str] = []
+        self.serial = 1
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        nsd = shutil.which("nsd") or "/usr/sbin/nsd"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._write_zone()
+        config = self.directory / "nsd.conf"
+        config.write_text(
+            f"""server:
+  ip-address: 127.0.0.1@{self.port}
+  username: ""
+  zonesdir: "{self.directory}"
+  database: ""
+  pidfile: "{self.directory}/nsd.pid"
+  xfrdfile: "{self.directory}/xfrd.state"
+  zonelistfile: "{self.directory}/zone.list"
+  logfile: "{self.directory}/nsd.log"
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: {ZONE}
+  zonefile: {ZONE}.zone
+"""
+        )
+        self.process = subprocess.Popen(
+            [nsd, "-d", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_for_serial()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def add(self, *records: str) -> None:
+        """Add zone-file lines such as 'shop.test. 60 IN MX 10 mx.shop.test.' and reload."""
+        self.records.extend(records)
+        self.serial += 1
+        self._write_zone()
+        assert self.process is not None
+        pid = int((self.directory / "nsd.pid").read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+        self._wait_for_serial()
+
+    def _write_zone(self) -> None:
+        lines = [
+            f"$ORIGIN {ZONE}.",
+            "$TTL 1",
+            f"@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. {self.serial} 3600 600 86400 1",
+            f"@ IN NS ns.{ZONE}.",
+            "ns IN A 127.0.0.1",
+            *self.records,
+            "",
+        ]
+        (self.directory / f"{ZONE}.zone").write_text("\n".join(lines))
+
+    def _wait_for_serial(self) -> None:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = self.port
+        resolver.lifetime = 0.5
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                answer = resolver.resolve(f"{ZONE}.", "SOA")
+                if answer[0].serial == self.serial:
+                    return
+            except dns.exception.DNSException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"NSD did not serve serial {self.serial}; see {self.directory}")

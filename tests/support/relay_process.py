@@ -1,0 +1,110 @@
+"""relay itself, run as `relay serve --config FILE` in a subprocess, as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from tests.support.network import free_port, wait_for_port
+
+RELAY = [sys.executable, "-m", "relay"]
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+class RelayProcess:
+    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.config = merge(
+            {
+                "state_dir": str(directory / "var"),
+                "smtp": {"listen": f"127.0.0.1:{self.port}", "hostname": "relay.test"},
+                "delivery": {
+                    "helo_name": "relay.test",
+                    "retry_schedule": ["1s"],
+                    "connect_timeout": "5s",
+                    "command_timeout": "10s",
+                },
+            },
+            config,
+        )
+        self.config_path = directory / "relay.toml"
+        self.log_path = directory / "relay.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.spool = directory / "var" / "spool"
+
+    def start(self) -> RelayProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(tomli_w.dumps(self.config))
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*RELAY, "serve", "--config", str(self.config_path), "--log-level", "debug"],
+            cwd=self.directory,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        host, port = self.config["smtp"]["listen"].rsplit(":", 1)
+        if not wait_for_port(host, int(port)):
+            self.stop()
+            raise RuntimeError(f"relay did not start:\n{self.log}")
+        return self
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush or clean up."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def smtp(self, **kwargs: Any) -> smtplib.SMTP:
+        host, port = self.config["smtp"]["listen"].rsplit(":", 1)
+        return smtplib.SMTP(host, int(port), timeout=15, **kwargs)
+
+    def queue_files(self) -> list[Path]:
+        queue = self.spool / "queue"
+        return sorted(queue.iterdir()) if queue.exists() else []
+
+    def wait_for_log(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log
+            if text in log:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in relay log:\n{self.log}")
+
+    def assert_no_traceback(self) -> None:
+        assert "Traceback" not in self.log, self.log
