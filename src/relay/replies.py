@@ -11,6 +11,23 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "ADDRESS_TOO_LONG",
+    "AUTH_REQUIRED",
+    "BAD_ADDRESS_SYNTAX",
+    "BAD_SEQUENCE",
+    "BARE_LINE_ENDING",
+    "MESSAGE_TOO_BIG",
+    "NUL_IN_DATA",
+    "OK",
+    "PARAMETER_NOT_IMPLEMENTED",
+    "QUEUED",
+    "RECIPIENT_OK",
+    "SENDER_OK",
+    "SPOOL_FAILURE",
+    "SYNTAX_ERROR",
+    "TOO_MANY_RECIPIENTS",
+    "UTF8_RECIPIENT_WITHOUT_SMTPUTF8",
+    "UTF8_SENDER_WITHOUT_SMTPUTF8",
     "Reply",
     "with_enhanced_code",
 ]
@@ -62,7 +79,6 @@ NUL_IN_DATA = Reply(554, "5.6.0", "NUL byte in message data")
 BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
 SYNTAX_ERROR = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
 PARAMETER_NOT_IMPLEMENTED = Reply(555, "5.5.4", "Parameter not recognized or not implemented")
-LINE_TOO_LONG = Reply(500, "5.5.6", "Line too long")
 
 _DEFAULT_STATUS = {
     2: "2.0.0",

@@ -98,9 +98,9 @@ class QueueManager:
                 due_at, _, queue_id = heapq.heappop(self._heap)
                 if self._scheduled.get(queue_id) != due_at:
                     continue  # superseded by an earlier schedule
+                del self._scheduled[queue_id]
                 if queue_id in self._active:
                     continue  # the running attempt reschedules it
-                del self._scheduled[queue_id]
                 await self._slots.acquire()
                 self._active.add(queue_id)
                 task = asyncio.create_task(self._attempt(queue_id), name=f"deliver-{queue_id}")

@@ -202,25 +202,37 @@ class SubmissionSession(SMTP):
         await self.push(await self._submit(self.session, envelope, content))
 
     async def _read_data(self) -> tuple[bytes, str | None]:
-        """Read up to the end-of-data line; return (unstuffed content, refusal reply or None)."""
+        """Read up to the end-of-data line; return (unstuffed content, refusal reply or None).
+
+        Once the message is refused, the rest is read and discarded, so memory stays bounded
+        by max_message_size even for a single endless line.
+        """
         limit = self._settings.max_message_size
         lines: list[bytes] = []
         fragments: list[bytes] = []
+        mid_line = False
         size = 0
         refusal: str | None = None
         while True:
             try:
                 chunk = await self._reader.readuntil(b"\r\n")
             except asyncio.LimitOverrunError as overrun:
-                fragments.append(await self._reader.read(overrun.consumed))
+                part = await self._reader.read(overrun.consumed)
+                size += len(part)
+                mid_line = True
+                if refusal is None and size > limit:
+                    refusal = self._too_big()
+                if refusal is None:
+                    fragments.append(part)
                 continue
-            if not fragments and chunk == _DATA_END:
+            if not mid_line and chunk == _DATA_END:
                 break
+            size += len(chunk)
+            mid_line = False
             if fragments:
                 fragments.append(chunk)
                 chunk = b"".join(fragments)
                 fragments.clear()
-            size += len(chunk)
             if refusal is not None:
                 continue
             if size > limit:
@@ -233,6 +245,7 @@ class SubmissionSession(SMTP):
                 lines.append(chunk[1:] if chunk[:1] == b"." else chunk)
                 continue
             lines.clear()
+            fragments.clear()
         return b"".join(lines), refusal
 
     def _too_big(self) -> str:

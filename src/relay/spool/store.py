@@ -282,8 +282,17 @@ class Spool:
         os.replace(queue_file, self.bad_dir / queue_file.name)
 
     async def set_aside(self, queue_id: str, reason: str) -> None:
-        """Move a queue file that cannot be processed out of the way (a poison message)."""
-        await asyncio.to_thread(self._set_aside, self.queue_dir / queue_id, reason)
+        """Move a queue file that cannot be read back out of the way (a poison message) and end
+        its recipients as bounced: without the envelope there is nobody to notify."""
+        queue_file = self.queue_dir / queue_id
+        if queue_file.exists():
+            await asyncio.to_thread(self._set_aside, queue_file, reason)
+        failure = DeliveryResult("5.3.0", f"queue file unusable: {reason}")
+        outcomes = [
+            (recipient.address, RecipientState.BOUNCED, failure, time.time())
+            for recipient in await self.pending(queue_id)
+        ]
+        await self.record(queue_id, outcomes)
 
     async def _in_index_thread(self, function: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,585 @@
+"""Throughput benchmark: C client connections submit N messages to relay, which delivers them
+to a counting aiosmtpd sink; report accepted/s, delivered/s, time-to-250 and relay's peak RSS.
+
+By default the script starts everything itself on loopback: the sink in a separate process (so
+that it does not compete with the client for the GIL) and relay as `python -m relay serve` with
+a generated configuration in a temporary directory. With --relay HOST:PORT it uses a relay that
+is already running; that relay must route `bench.test` to 127.0.0.1:--sink-port.
+
+    .venv/bin/python bench/throughput.py --messages 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import psutil
+
+DOMAIN = "bench.test"
+SENDER = f"bench-sender@{DOMAIN}"
+LOOPBACK = "127.0.0.1"
+COMMAND_TIMEOUT = 120.0
+RSS_INTERVAL = 0.05
+MIB = 1024 * 1024
+
+
+# -- sink (runs in its own process) ---------------------------------------------------------
+
+
+class CountingHandler:
+    """aiosmtpd handler that only counts: messages from the benchmark sender, and DSNs (null
+    sender) separately, with the monotonic time of the first and last arrival."""
+
+    def __init__(self, counters: SinkCounters) -> None:
+        self._counters = counters
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.monotonic()
+        counters = self._counters
+        if not envelope.mail_from or envelope.mail_from == "<>":
+            counters.dsns.value += 1
+        else:
+            if counters.delivered.value == 0:
+                counters.first_arrival.value = now
+            counters.delivered.value += 1
+            counters.last_arrival.value = now
+        return "250 2.0.0 OK: counted by sink"
+
+
+@dataclass
+class SinkCounters:
+    """Shared memory written by the sink process (the only writer), read by the benchmark."""
+
+    port: Any
+    delivered: Any
+    dsns: Any
+    first_arrival: Any
+    last_arrival: Any
+
+    @classmethod
+    def create(cls, context: Any) -> SinkCounters:
+        return cls(
+            port=context.RawValue("i", 0),
+            delivered=context.RawValue("q", 0),
+            dsns=context.RawValue("q", 0),
+            first_arrival=context.RawValue("d", 0.0),
+            last_arrival=context.RawValue("d", 0.0),
+        )
+
+
+def sink_main(port: int, counters: SinkCounters, ready: Any, stop: Any) -> None:
+    """Entry point of the sink process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    asyncio.run(_sink_serve(port, counters, ready, stop))
+
+
+async def _sink_serve(port: int, counters: SinkCounters, ready: Any, stop: Any) -> None:
+    from aiosmtpd.smtp import SMTP  # noqa: PLC0415 - only the sink process needs it
+
+    handler = CountingHandler(counters)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.bench.test", ident="bench sink"),
+        host=LOOPBACK,
+        port=port,
+    )
+    counters.port.value = server.sockets[0].getsockname()[1]
+    ready.set()
+    await loop.run_in_executor(None, stop.wait)
+    server.close()
+
+
+class Sink:
+    def __init__(self, port: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.counters = SinkCounters.create(context)
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=sink_main,
+            args=(port, self.counters, self._ready, self._stop),
+            name="bench-sink",
+            daemon=True,
+        )
+
+    def start(self) -> Sink:
+        self._process.start()
+        if not self._ready.wait(30):
+            self.stop()
+            raise RuntimeError("the sink did not start (is the port free?)")
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.counters.port.value)
+
+    @property
+    def delivered(self) -> int:
+        return int(self.counters.delivered.value)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+
+# -- relay under test -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def toml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string of printable text is a TOML basic string
+
+
+class RelayProcess:
+    """relay started as an operator would: `python -m relay serve --config FILE`."""
+
+    def __init__(self, directory: Path, sink_port: int, max_message_size: int) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.config_path = directory / "relay.toml"
+        self.log_path = directory / "relay.log"
+        self.config = "\n".join(
+            [
+                f"state_dir = {toml_string(str(directory / 'var'))}",
+                "",
+                "[smtp]",
+                f'listen = "{LOOPBACK}:{self.port}"',
+                'hostname = "relay.bench.test"',
+                f"max_message_size = {max_message_size}",
+                "",
+                "[delivery]",
+                'helo_name = "relay.bench.test"',
+                f'routes = {{ "{DOMAIN}" = "[{LOOPBACK}]:{sink_port}" }}',
+                "",
+            ]
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProcess:
+        self.config_path.write_text(self.config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "relay",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=self.directory,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"relay exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"relay did not listen on {LOOPBACK}:{self.port}:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self, tail: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-tail:])
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class RssPoller:
+    """Peak resident set size of a process and its children, polled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-poller", daemon=True)
+        self.peak = 0
+        self.first = 0
+
+    def sample(self) -> int:
+        total = 0
+        with contextlib.suppress(psutil.Error):
+            processes = [self._process, *self._process.children(recursive=True)]
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+        return total
+
+    def cpu_seconds(self) -> float:
+        with contextlib.suppress(psutil.Error):
+            times = self._process.cpu_times()
+            return float(times.user + times.system)
+        return float("nan")
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_INTERVAL):
+            self.peak = max(self.peak, self.sample())
+
+    def start(self) -> RssPoller:
+        self.first = self.sample()
+        self.peak = self.first
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.sample())
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+def build_body(size: int) -> bytes:
+    """Headers (all but Message-ID, which varies) and a plain-text body, about `size` bytes in
+    all; no line starts with a dot, so nothing needs dot-stuffing."""
+    headers = (
+        f"From: Bench <{SENDER}>\r\n"
+        f"To: Bench recipient <rcpt@{DOMAIN}>\r\n"
+        f"Subject: relay throughput benchmark\r\n"
+        f"Date: {formatdate(localtime=True)}\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "\r\n"
+    ).encode()
+    line = b"The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst\r\n"
+    remaining = max(size - len(headers) - 48, len(line))
+    body = line * (remaining // len(line)) + line[: remaining % len(line) - 2] + b"\r\n"
+    return headers + body
+
+
+@dataclass
+class ClientStats:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    accepted: int = 0
+    first_mail: float = float("inf")
+    last_250: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 10:
+            self.error_samples.append(text)
+
+
+async def connect(host: str, port: int) -> aiosmtplib.SMTP:
+    client = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        local_hostname="client.bench.test",
+        timeout=COMMAND_TIMEOUT,
+        start_tls=False,
+    )
+    await client.connect()
+    await client.ehlo()
+    return client
+
+
+async def run_client(
+    host: str, port: int, numbers: range, body: bytes, go: asyncio.Event, stats: ClientStats
+) -> None:
+    """One persistent connection, one transaction per message."""
+    client: aiosmtplib.SMTP | None = await connect(host, port)
+    await go.wait()
+    clock = time.monotonic
+    for number in numbers:
+        if client is None:
+            try:
+                client = await connect(host, port)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                stats.error(f"reconnect: {exc!r}")
+                continue
+        message = b"Message-ID: <%d.bench@bench.test>\r\n" % number + body
+        started = clock()
+        stats.first_mail = min(stats.first_mail, started)
+        try:
+            await client.mail(SENDER)
+            await client.rcpt(f"rcpt-{number}@{DOMAIN}")
+            response = await client.data(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            stats.error(f"{exc.code} {exc.message}")
+            if exc.code == 421:
+                client.close()
+                client = None
+                continue
+            try:
+                await client.rset()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+                client = None
+            continue
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            stats.error(repr(exc))
+            client.close()
+            client = None
+            continue
+        finished = clock()
+        if response.code != 250:
+            stats.error(f"{response.code} {response.message}")
+            continue
+        stats.accepted += 1
+        stats.latencies.append(finished - started)
+        stats.last_250 = max(stats.last_250, finished)
+    if client is not None:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit()
+
+
+async def submit_all(
+    host: str, port: int, messages: int, concurrency: int, body: bytes
+) -> ClientStats:
+    stats = ClientStats()
+    go = asyncio.Event()
+    share, extra = divmod(messages, concurrency)
+    tasks = []
+    start = 0
+    for index in range(concurrency):
+        count = share + (1 if index < extra else 0)
+        numbers = range(start, start + count)
+        start += count
+        tasks.append(asyncio.create_task(run_client(host, port, numbers, body, go, stats)))
+    await asyncio.sleep(0)  # let every client connect and EHLO before the clock starts
+    while not all(task.done() for task in tasks) and not _all_waiting(go, tasks):
+        await asyncio.sleep(0.01)
+    go.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            # The connection could not even be opened: all of its messages failed.
+            stats.error(f"client: {result!r}")
+    missing = messages - stats.accepted - stats.errors
+    if missing > 0:
+        stats.errors += missing
+    return stats
+
+
+def _all_waiting(go: asyncio.Event, tasks: list[asyncio.Task[None]]) -> bool:
+    waiters = getattr(go, "_waiters", None)
+    pending = sum(1 for task in tasks if not task.done())
+    return waiters is not None and len(waiters) >= pending
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+async def wait_for_delivery(
+    sink: Sink, expected: int, deadline: float, relay: RelayProcess | None
+) -> bool:
+    while sink.delivered < expected:
+        if time.monotonic() > deadline:
+            return False
+        if relay is not None and not relay.alive():
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    try:
+        address = ipaddress.ip_address(socket.gethostbyname(host))
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if not address.is_loopback:
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark only uses loopback")
+    return str(address), int(port)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10000, help="messages to send")
+    parser.add_argument("--size", type=int, default=10240, help="approximate message size")
+    parser.add_argument("--concurrency", type=int, default=20, help="client connections")
+    parser.add_argument(
+        "--relay",
+        type=parse_host_port,
+        metavar="HOST:PORT",
+        help="use this running relay (it must route bench.test to 127.0.0.1:--sink-port)",
+    )
+    parser.add_argument("--sink-port", type=int, help="sink port (required with --relay)")
+    parser.add_argument("--relay-pid", type=int, help="pid of the external relay, for its RSS")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.concurrency < 1 or args.size < 256:
+        parser.error("--messages and --concurrency must be >= 1, --size >= 256")
+    if args.relay is not None and args.sink_port is None:
+        parser.error("--relay needs --sink-port (the port its bench.test route points to)")
+    if args.relay is None and args.relay_pid is not None:
+        parser.error("--relay-pid only applies with --relay")
+    args.concurrency = min(args.concurrency, args.messages)
+    return args
+
+
+def report(figures: dict[str, Any]) -> None:
+    def show(value: Any, unit: str = "") -> str:
+        if value is None:
+            return "n/a"
+        if isinstance(value, float):
+            return f"{value:,.1f}{unit}"
+        return f"{value}{unit}"
+
+    print(f"messages:          {show(figures['messages'])}")
+    print(f"size:              {show(figures['size'], ' bytes')}")
+    print(f"concurrency:       {show(figures['concurrency'])}")
+    print(f"accepted/s:        {show(figures['accepted_per_s'])}")
+    print(f"delivered/s:       {show(figures['delivered_per_s'])}")
+    print(f"p50 time-to-250:   {show(figures['p50_ms'], ' ms')}")
+    print(f"p99 time-to-250:   {show(figures['p99_ms'], ' ms')}")
+    print(f"relay peak RSS:    {show(figures['relay_peak_rss_mib'], ' MiB')}")
+    print(f"errors:            {show(figures['errors'])}")
+    print(f"delivered:         {show(figures['delivered'])}")
+    print(f"DSNs at sink:      {show(figures['dsns'])}")
+    print(f"relay CPU:         {show(figures['relay_cpu_s'], ' s')}")
+    print(f"client CPU:        {show(figures['client_cpu_s'], ' s')}")
+    print(json.dumps(figures, separators=(",", ":")))
+
+
+async def benchmark(args: argparse.Namespace, sink: Sink, relay: RelayProcess | None) -> int:
+    host, port = args.relay if args.relay is not None else (LOOPBACK, relay.port if relay else 0)
+    relay_pid = relay.pid if relay is not None else args.relay_pid
+    poller = RssPoller(relay_pid).start() if relay_pid is not None else None
+    relay_cpu_before = poller.cpu_seconds() if poller else None
+    body = build_body(args.size)
+    size = len(body) + len(b"Message-ID: <%d.bench@bench.test>\r\n" % (args.messages - 1))
+    client_cpu_before = time.process_time()
+    run_started = time.monotonic()
+    try:
+        stats = await submit_all(host, port, args.messages, args.concurrency, body)
+        client_cpu = time.process_time() - client_cpu_before
+        deadline = run_started + 120 + args.messages / 50
+        complete = await wait_for_delivery(sink, stats.accepted, deadline, relay)
+    finally:
+        if poller is not None:
+            poller.stop()
+    delivered = sink.delivered
+    if not complete:
+        alive = relay is None or relay.alive()
+        why = "timed out" if alive else "relay exited"
+        print(
+            f"delivery incomplete ({why}): sink has {delivered} of {stats.accepted}",
+            file=sys.stderr,
+        )
+    for sample in stats.error_samples:
+        print(f"error: {sample}", file=sys.stderr)
+    latencies = sorted(stats.latencies)
+    accept_span = stats.last_250 - stats.first_mail if stats.accepted else 0.0
+    deliver_span = sink.counters.last_arrival.value - stats.first_mail if delivered else 0.0
+    relay_cpu = (
+        poller.cpu_seconds() - relay_cpu_before
+        if poller is not None and relay_cpu_before is not None
+        else None
+    )
+    figures: dict[str, Any] = {
+        "messages": args.messages,
+        "size": size,
+        "concurrency": args.concurrency,
+        "accepted_per_s": round(stats.accepted / accept_span, 1) if accept_span > 0 else None,
+        "delivered_per_s": round(delivered / deliver_span, 1) if deliver_span > 0 else None,
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "relay_peak_rss_mib": round(poller.peak / MIB, 1) if poller is not None else None,
+        "errors": stats.errors,
+        "delivered": delivered,
+        "dsns": int(sink.counters.dsns.value),
+        "relay_cpu_s": round(relay_cpu, 2) if relay_cpu is not None else None,
+        "client_cpu_s": round(client_cpu, 2),
+        "complete": complete,
+    }
+    report(figures)
+    return 0 if complete and stats.errors == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.relay is not None:
+        sink = Sink(args.sink_port).start()
+        try:
+            return asyncio.run(benchmark(args, sink, None))
+        finally:
+            sink.stop()
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as temp:
+        sink = Sink(0).start()
+        relay: RelayProcess | None = None
+        try:
+            max_size = max(36_700_160, args.size * 4)
+            relay = RelayProcess(Path(temp), sink.port, max_size).start()
+            status = asyncio.run(benchmark(args, sink, relay))
+        finally:
+            returncode = relay.stop() if relay is not None else None
+            sink.stop()
+        if returncode not in (0, None):
+            print(f"relay exited with {returncode}", file=sys.stderr)
+        assert relay is not None
+        log = relay.log()
+        if log.strip():
+            print(f"relay log (last lines):\n{log}", file=sys.stderr)
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
