@@ -16,6 +16,7 @@ SQLite; a committed update survives `kill -9`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -152,7 +153,8 @@ class Spool:
             os.rename(tmp, self.queue_dir / envelope.queue_id)
             _fsync_directory(self.queue_dir)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise SpoolError(f"{envelope.queue_id}: cannot write the queue file: {exc}") from exc
 
     def _insert(self, envelope: Envelope, size: int) -> None:
