@@ -27,12 +27,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import psutil
+from aiosmtpd.smtp import SMTP
 
 DOMAIN = "bench.test"
 SENDER = f"bench-sender@{DOMAIN}"
@@ -93,8 +93,6 @@ def sink_main(port: int, counters: SinkCounters, ready: Any, stop: Any) -> None:
 
 
 async def _sink_serve(port: int, counters: SinkCounters, ready: Any, stop: Any) -> None:
-    from aiosmtpd.smtp import SMTP  # noqa: PLC0415 - only the sink process needs it
-
     handler = CountingHandler(counters)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -206,14 +204,14 @@ class RelayProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"relay exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(f"relay exited at start-up with {self.process.returncode}")
             try:
                 with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"relay did not listen on {LOOPBACK}:{self.port}:\n{self.log()}")
+        raise RuntimeError(f"relay did not listen on {LOOPBACK}:{self.port}")
 
     @property
     def pid(self) -> int:
@@ -250,6 +248,8 @@ class RssPoller:
         self._thread = threading.Thread(target=self._run, name="rss-poller", daemon=True)
         self.peak = 0
         self.first = 0
+        self.cpu_first: float | None = None
+        self.cpu_last: float | None = None
 
     def sample(self) -> int:
         total = 0
@@ -260,26 +260,40 @@ class RssPoller:
                     total += process.memory_info().rss
         return total
 
-    def cpu_seconds(self) -> float:
+    def _cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) of the relay process, or None once it is gone."""
         with contextlib.suppress(psutil.Error):
             times = self._process.cpu_times()
             return float(times.user + times.system)
-        return float("nan")
+        return None
+
+    def _poll(self) -> None:
+        self.peak = max(self.peak, self.sample())
+        cpu = self._cpu_seconds()
+        if cpu is not None:
+            self.cpu_last = cpu
 
     def _run(self) -> None:
         while not self._stop.wait(RSS_INTERVAL):
-            self.peak = max(self.peak, self.sample())
+            self._poll()
+
+    @property
+    def cpu_used(self) -> float | None:
+        if self.cpu_first is None or self.cpu_last is None:
+            return None
+        return self.cpu_last - self.cpu_first
 
     def start(self) -> RssPoller:
         self.first = self.sample()
         self.peak = self.first
+        self.cpu_first = self.cpu_last = self._cpu_seconds()
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.sample())
+        self._poll()
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -298,8 +312,9 @@ def build_body(size: int) -> bytes:
         "\r\n"
     ).encode()
     line = b"The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst\r\n"
-    remaining = max(size - len(headers) - 48, len(line))
-    body = line * (remaining // len(line)) + line[: remaining % len(line) - 2] + b"\r\n"
+    remaining = max(size - len(headers) - 36, len(line))  # 36: the Message-ID line
+    tail = remaining % len(line)
+    body = line * (remaining // len(line)) + (line[: tail - 2] + b"\r\n" if tail >= 2 else b"")
     return headers + body
 
 
@@ -331,12 +346,34 @@ async def connect(host: str, port: int) -> aiosmtplib.SMTP:
     return client
 
 
+class StartGate:
+    """Clients connect and EHLO first; the clock starts when all of them are ready."""
+
+    def __init__(self, clients: int) -> None:
+        self.waiting_for = clients
+        self.go = asyncio.Event()
+
+    def leave(self) -> None:
+        """A client is ready, or could not connect at all."""
+        self.waiting_for -= 1
+        if self.waiting_for <= 0:
+            self.go.set()
+
+    async def arrive(self) -> None:
+        self.leave()
+        await self.go.wait()
+
+
 async def run_client(
-    host: str, port: int, numbers: range, body: bytes, go: asyncio.Event, stats: ClientStats
+    host: str, port: int, numbers: range, body: bytes, gate: StartGate, stats: ClientStats
 ) -> None:
     """One persistent connection, one transaction per message."""
-    client: aiosmtplib.SMTP | None = await connect(host, port)
-    await go.wait()
+    try:
+        client: aiosmtplib.SMTP | None = await connect(host, port)
+    except BaseException:
+        gate.leave()
+        raise
+    await gate.arrive()
     clock = time.monotonic
     for number in numbers:
         if client is None:
@@ -385,7 +422,7 @@ async def submit_all(
     host: str, port: int, messages: int, concurrency: int, body: bytes
 ) -> ClientStats:
     stats = ClientStats()
-    go = asyncio.Event()
+    gate = StartGate(concurrency)
     share, extra = divmod(messages, concurrency)
     tasks = []
     start = 0
@@ -393,11 +430,7 @@ async def submit_all(
         count = share + (1 if index < extra else 0)
         numbers = range(start, start + count)
         start += count
-        tasks.append(asyncio.create_task(run_client(host, port, numbers, body, go, stats)))
-    await asyncio.sleep(0)  # let every client connect and EHLO before the clock starts
-    while not all(task.done() for task in tasks) and not _all_waiting(go, tasks):
-        await asyncio.sleep(0.01)
-    go.set()
+        tasks.append(asyncio.create_task(run_client(host, port, numbers, body, gate, stats)))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -407,12 +440,6 @@ async def submit_all(
     if missing > 0:
         stats.errors += missing
     return stats
-
-
-def _all_waiting(go: asyncio.Event, tasks: list[asyncio.Task[None]]) -> bool:
-    waiters = getattr(go, "_waiters", None)
-    pending = sum(1 for task in tasks if not task.done())
-    return waiters is not None and len(waiters) >= pending
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -503,7 +530,6 @@ async def benchmark(args: argparse.Namespace, sink: Sink, relay: RelayProcess | 
     host, port = args.relay if args.relay is not None else (LOOPBACK, relay.port if relay else 0)
     relay_pid = relay.pid if relay is not None else args.relay_pid
     poller = RssPoller(relay_pid).start() if relay_pid is not None else None
-    relay_cpu_before = poller.cpu_seconds() if poller else None
     body = build_body(args.size)
     size = len(body) + len(b"Message-ID: <%d.bench@bench.test>\r\n" % (args.messages - 1))
     client_cpu_before = time.process_time()
@@ -529,11 +555,7 @@ async def benchmark(args: argparse.Namespace, sink: Sink, relay: RelayProcess | 
     latencies = sorted(stats.latencies)
     accept_span = stats.last_250 - stats.first_mail if stats.accepted else 0.0
     deliver_span = sink.counters.last_arrival.value - stats.first_mail if delivered else 0.0
-    relay_cpu = (
-        poller.cpu_seconds() - relay_cpu_before
-        if poller is not None and relay_cpu_before is not None
-        else None
-    )
+    relay_cpu = poller.cpu_used if poller is not None else None
     figures: dict[str, Any] = {
         "messages": args.messages,
         "size": size,
@@ -564,21 +586,21 @@ def main(argv: list[str] | None = None) -> int:
             sink.stop()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as temp:
         sink = Sink(0).start()
-        relay: RelayProcess | None = None
+        relay = RelayProcess(Path(temp), sink.port, max(36_700_160, args.size * 4))
         try:
-            max_size = max(36_700_160, args.size * 4)
-            relay = RelayProcess(Path(temp), sink.port, max_size).start()
-            status = asyncio.run(benchmark(args, sink, relay))
+            relay.start()
+            return asyncio.run(benchmark(args, sink, relay))
+        except RuntimeError as exc:
+            print(f"benchmark: {exc}", file=sys.stderr)
+            return 2
         finally:
-            returncode = relay.stop() if relay is not None else None
+            returncode = relay.stop()
             sink.stop()
-        if returncode not in (0, None):
-            print(f"relay exited with {returncode}", file=sys.stderr)
-        assert relay is not None
-        log = relay.log()
-        if log.strip():
-            print(f"relay log (last lines):\n{log}", file=sys.stderr)
-        return status
+            if returncode not in (0, None):
+                print(f"relay exited with {returncode}", file=sys.stderr)
+            log = relay.log()
+            if log.strip():
+                print(f"relay log (last lines):\n{log}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ from tests.support.network import free_port
 from tests.support.relay_process import RelayProcess, merge
 from tests.support.sink import Sink
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-
 
 @pytest.fixture(scope="session")
 def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:

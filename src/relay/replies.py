@@ -16,9 +16,9 @@ __all__ = [
     "BAD_ADDRESS_SYNTAX",
     "BAD_SEQUENCE",
     "BARE_LINE_ENDING",
+    "LINE_TOO_LONG",
     "MESSAGE_TOO_BIG",
     "NUL_IN_DATA",
-    "OK",
     "PARAMETER_NOT_IMPLEMENTED",
     "QUEUED",
     "RECIPIENT_OK",
@@ -48,7 +48,6 @@ class Reply:
 
 
 # RFC 5321 §4.2.2 / RFC 3463 §3.1: success.
-OK = Reply(250, "2.0.0", "OK")
 SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 QUEUED = Reply(250, "2.0.0", "Queued as {queue_id}")
@@ -75,6 +74,10 @@ BARE_LINE_ENDING = Reply(
     554, "5.5.2", "Bare CR or LF in message data; every line must end with CRLF"
 )
 NUL_IN_DATA = Reply(554, "5.6.0", "NUL byte in message data")
+# RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6: a line is at most 998 octets plus CRLF.
+LINE_TOO_LONG = Reply(
+    554, "5.6.0", "Line longer than 998 octets (RFC 5322 2.1.1); encode long lines, e.g. base64"
+)
 # RFC 5321 §3.3, §4.1.1.2: command sequencing and parameters.
 BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
 SYNTAX_ERROR = Reply(501, "5.5.4", "Syntax error in parameters or arguments")

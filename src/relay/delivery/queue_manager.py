@@ -134,13 +134,14 @@ class QueueManager:
 
     async def _deliver(self, queue_id: str) -> None:
         try:
-            envelope, content = await self._spool.load(queue_id)
+            (envelope, content), pending = await asyncio.gather(
+                self._spool.load(queue_id), self._spool.pending(queue_id)
+            )
         except SpoolError as exc:
             await self._spool.set_aside(queue_id, str(exc))
             return
-        pending = await self._spool.pending(queue_id)
         if not pending:
-            await self._spool.remove_if_done(queue_id)
+            await self._spool.remove(queue_id)
             return
         attempts = {recipient.address: recipient.attempts for recipient in pending}
         by_domain: dict[str, list[str]] = defaultdict(list)
@@ -158,7 +159,7 @@ class QueueManager:
             for group in groups
             for address, result in group.items()
         ]
-        await self._spool.record(queue_id, outcomes)
+        remaining = await self._spool.record(queue_id, outcomes)
         for address, state, result, next_attempt_at in outcomes:
             self._log(envelope, address, state, result, next_attempt_at, now)
         failures = [
@@ -168,11 +169,11 @@ class QueueManager:
         ]
         if failures:
             await self._notify_sender(envelope, content, failures, now)
-        retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
-        if retries:
-            self._schedule(queue_id, min(retries))
+        if remaining:
+            retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
+            self._schedule(queue_id, min(retries, default=now))
         else:
-            await self._spool.remove_if_done(queue_id)
+            await self._spool.remove(queue_id)
 
     async def _deliver_to_domain(
         self, domain: str, envelope: Envelope, recipients: list[str], content: bytes

@@ -29,6 +29,7 @@ log = logging.getLogger("relay.ingest")
 Submission = Callable[[Session, Envelope, bytes], Awaitable[str]]
 
 _DATA_END = b".\r\n"
+_MAX_LINE = 998 + 2
 
 
 class SubmissionSession(SMTP):
@@ -58,7 +59,7 @@ class SubmissionSession(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self._settings = settings
         self._submit = submit
-        self._in_ehlo = False
+        self._answering_hello = False
         self._trusted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -77,16 +78,24 @@ class SubmissionSession(SMTP):
         return any(address in network for network in self._settings.trusted_networks)
 
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str) and not self._in_ehlo:
+        if isinstance(status, str) and not self._answering_hello:
             status = replies.with_enhanced_code(status)
         await super().push(status)
 
+    # RFC 2034 §3: replies to HELO and EHLO carry no enhanced status code.
     async def smtp_EHLO(self, hostname: str) -> None:
-        self._in_ehlo = True
+        self._answering_hello = True
         try:
             await super().smtp_EHLO(hostname)
         finally:
-            self._in_ehlo = False
+            self._answering_hello = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._answering_hello = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._answering_hello = False
 
     # -- transaction ------------------------------------------------------------------------
 
@@ -242,8 +251,11 @@ class SubmissionSession(SMTP):
             elif chunk.find(b"\n", 0, -2) >= 0 or chunk.find(b"\r", 0, -2) >= 0:
                 refusal = str(replies.BARE_LINE_ENDING)
             else:
-                lines.append(chunk[1:] if chunk[:1] == b"." else chunk)
-                continue
+                line = chunk[1:] if chunk[:1] == b"." else chunk
+                if len(line) <= _MAX_LINE:
+                    lines.append(line)
+                    continue
+                refusal = str(replies.LINE_TOO_LONG)
             lines.clear()
             fragments.clear()
         return b"".join(lines), refusal

@@ -221,30 +221,21 @@ class Spool:
         )
         return [PendingRecipient(address, attempts) for address, attempts in rows]
 
-    async def states(self, queue_id: str) -> dict[str, RecipientState]:
-        return await self._in_index_thread(self._states, queue_id)
-
-    def _states(self, queue_id: str) -> dict[str, RecipientState]:
-        assert self._db is not None
-        rows = self._db.execute(
-            "SELECT address, state FROM recipients WHERE queue_id = ?", (queue_id,)
-        )
-        return {address: RecipientState(state) for address, state in rows}
-
     # -- recording outcomes -----------------------------------------------------------------
 
     async def record(
         self,
         queue_id: str,
         outcomes: Iterable[tuple[str, RecipientState, DeliveryResult, float]],
-    ) -> None:
+    ) -> int:
         """Record (recipient, new state, result, next attempt time) for several recipients in
-        one transaction; a final state is never changed again."""
-        await self._in_index_thread(self._record, queue_id, list(outcomes))
+        one transaction; a final state is never changed again. Return how many recipients of
+        the message are still queued."""
+        return await self._in_index_thread(self._record, queue_id, list(outcomes))
 
     def _record(
         self, queue_id: str, outcomes: list[tuple[str, RecipientState, DeliveryResult, float]]
-    ) -> None:
+    ) -> int:
         assert self._db is not None
         now = time.time()
         with self._db:
@@ -268,14 +259,15 @@ class Spool:
                     for address, state, result, next_attempt_at in outcomes
                 ],
             )
+            (remaining,) = self._db.execute(
+                "SELECT COUNT(*) FROM recipients WHERE queue_id = ? AND state = ?",
+                (queue_id, RecipientState.QUEUED.value),
+            ).fetchone()
+        return int(remaining)
 
-    async def remove_if_done(self, queue_id: str) -> bool:
-        """Delete the queue file once every recipient is final; say whether it was removed."""
-        states = await self.states(queue_id)
-        if not states or any(not state.final for state in states.values()):
-            return False
-        (self.queue_dir / queue_id).unlink(missing_ok=True)
-        return True
+    async def remove(self, queue_id: str) -> None:
+        """Delete the queue file of a message whose recipients are all final."""
+        await asyncio.to_thread((self.queue_dir / queue_id).unlink, missing_ok=True)
 
     def _set_aside(self, queue_file: Path, reason: str) -> None:
         log.error(
