@@ -50,7 +50,7 @@ class Reply:
 # RFC 5321 §4.2.2 / RFC 3463 §3.1: success.
 SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
-QUEUED = Reply(250, "2.0.0", "Queued as {queue_id}")
+QUEUED = Reply(250, "2.0.0", "Queued")
 # RFC 3463 §3.6 X.5.3 / RFC 5321 §4.5.3.1.10: too many recipients; the client retries the rest.
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 # RFC 3463 X.3.0: local trouble; the message was not accepted, the client keeps it and retries.
@@ -58,7 +58,7 @@ SPOOL_FAILURE = Reply(451, "4.3.0", "Could not store the message, try again late
 # RFC 3207 §4 / RFC 4954 §6: submission needs authentication.
 AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
 # RFC 3463 X.3.4 / RFC 1870: message size.
-MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit of {limit} bytes")
+MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit")
 # RFC 3463 X.1.3, X.5.4: address syntax and length.
 BAD_ADDRESS_SYNTAX = Reply(501, "5.1.3", "Bad address syntax")
 ADDRESS_TOO_LONG = Reply(501, "5.5.4", "Address too long")

@@ -14,6 +14,10 @@ from email.message import EmailMessage, Message
 
 from tests.support.network import free_port
 
+# aiosmtpd (so the sink) records `MAIL FROM:<>`, the null reverse path, as "<>"; a bare ""
+# would mean the same on the wire.
+NULL_REVERSE_PATH = ("", "<>")
+
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
     """Poll `condition` until it holds; fail the test when the deadline passes."""

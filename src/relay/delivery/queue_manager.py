@@ -159,16 +159,18 @@ class QueueManager:
             for group in groups
             for address, result in group.items()
         ]
-        remaining = await self._spool.record(queue_id, outcomes)
-        for address, state, result, next_attempt_at in outcomes:
-            self._log(envelope, address, state, result, next_attempt_at, now)
         failures = [
             FailedRecipient(address, result, expired=state is RecipientState.EXPIRED)
             for address, state, result, _ in outcomes
             if state in (RecipientState.BOUNCED, RecipientState.EXPIRED)
         ]
         if failures:
+            # The notice is spooled before the failures are recorded: a crash in between
+            # repeats the attempt (and perhaps the notice) but never loses the notice.
             await self._notify_sender(envelope, content, failures, now)
+        remaining = await self._spool.record(queue_id, outcomes)
+        for address, state, result, next_attempt_at in outcomes:
+            self._log(envelope, address, state, result, next_attempt_at, now)
         if remaining:
             retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
             self._schedule(queue_id, min(retries, default=now))
@@ -248,7 +250,8 @@ class QueueManager:
         try:
             await self._spool.accept(notice, report)
         except SpoolError as exc:
-            # The failures are recorded; losing only the notice is the lesser harm.
+            # Raising would retry the whole attempt and deliver to the recipients that just
+            # succeeded again; the failures are still recorded and logged.
             log.error(
                 "%s: could not queue the DSN to <%s>: %s",
                 envelope.queue_id,

@@ -97,4 +97,4 @@ class SubmissionHandler:
             f" user={envelope.auth_user}" if envelope.auth_user else "",
         )
         self._on_queued(envelope)
-        return str(replies.QUEUED).format(queue_id=envelope.queue_id)
+        return str(replies.QUEUED.but(f"Queued as {envelope.queue_id}"))

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay import replies
 from relay.config.model import SmtpSettings
-from relay.ingest.addresses import AddressError, parse_parameters, parse_path
+from relay.ingest.addresses import AddressError, ParsedPath, parse_parameters, parse_path
 
 __all__ = ["Submission", "SubmissionSession"]
 
@@ -99,118 +99,115 @@ class SubmissionSession(SMTP):
 
     # -- transaction ------------------------------------------------------------------------
 
-    async def _refuse_before_transaction(self) -> bool:
+    def _transaction_refusal(self) -> replies.Reply | None:
         assert self.session is not None
         if not self.session.host_name:
-            await self.push(str(replies.BAD_SEQUENCE.but("Send EHLO or HELO first")))
-            return True
+            return replies.BAD_SEQUENCE.but("Send EHLO or HELO first")
         if not (self._trusted or self.session.authenticated):
-            await self.push(str(replies.AUTH_REQUIRED))
-            return True
-        return False
+            return replies.AUTH_REQUIRED
+        return None
+
+    def _path(
+        self, keyword: str, arg: str | None, *, allow_null: bool
+    ) -> tuple[ParsedPath, dict[str, str | None]] | replies.Reply:
+        """The address and ESMTP parameters after MAIL FROM: / RCPT TO:, or the refusal."""
+        argument = self._strip_command_keyword(keyword, arg or "")
+        if argument is None:
+            return replies.SYNTAX_ERROR.but(f"Syntax: {keyword}<address> [parameters]")
+        try:
+            path = parse_path(argument, allow_null=allow_null, utf8=True)
+            parameters = parse_parameters(path.parameters)
+        except AddressError as exc:
+            reply = replies.ADDRESS_TOO_LONG if exc.too_long else replies.BAD_ADDRESS_SYNTAX
+            return reply.but(f"{reply.text}: {exc}")
+        assert self.session is not None
+        if parameters and not self.session.extended_smtp:
+            return replies.PARAMETER_NOT_IMPLEMENTED.but("Parameters need EHLO")
+        return path, parameters
 
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if await self._refuse_before_transaction():
-            return
-        assert self.session is not None
+        await self.push(str(self._mail(arg)))
+
+    def _mail(self, arg: str | None) -> replies.Reply:
+        refusal = self._transaction_refusal()
+        if refusal is not None:
+            return refusal
         assert self.envelope is not None
         if self.envelope.mail_from is not None:
-            await self.push(str(replies.BAD_SEQUENCE.but("Sender already given")))
-            return
-        argument = self._strip_command_keyword("FROM:", arg or "")
-        if argument is None:
-            await self.push(str(replies.SYNTAX_ERROR.but("Syntax: MAIL FROM:<address>")))
-            return
-        try:
-            path = parse_path(argument, allow_null=True, utf8=True)
-            parameters = parse_parameters(path.parameters)
-        except AddressError as exc:
-            await self.push(str(self._address_reply(exc)))
-            return
-        if parameters and not self.session.extended_smtp:
-            await self.push(str(replies.PARAMETER_NOT_IMPLEMENTED.but("Parameters need EHLO")))
-            return
+            return replies.BAD_SEQUENCE.but("Sender already given")
+        parsed = self._path("FROM:", arg, allow_null=True)
+        if isinstance(parsed, replies.Reply):
+            return parsed
+        path, parameters = parsed
         smtputf8 = "SMTPUTF8" in parameters
         if parameters.pop("SMTPUTF8", None) is not None:
-            await self.push(str(replies.SYNTAX_ERROR.but("SMTPUTF8 takes no value")))
-            return
+            return replies.SYNTAX_ERROR.but("SMTPUTF8 takes no value")
         if path.non_ascii and not smtputf8:
-            await self.push(str(replies.UTF8_SENDER_WITHOUT_SMTPUTF8))
-            return
+            return replies.UTF8_SENDER_WITHOUT_SMTPUTF8
         size = parameters.pop("SIZE", None)
-        if size is not None:
-            if not size.isdigit():
-                await self.push(str(replies.SYNTAX_ERROR.but("SIZE must be a number")))
-                return
-            if int(size) > self._settings.max_message_size:
-                await self.push(self._too_big())
-                return
+        if size is not None and not size.isdigit():
+            return replies.SYNTAX_ERROR.but("SIZE must be a number")
+        if size is not None and int(size) > self._settings.max_message_size:
+            return self._too_big()
         body = parameters.pop("BODY", None)
         if body is not None and body.upper() not in ("7BIT", "8BITMIME"):
-            await self.push(str(replies.SYNTAX_ERROR.but("BODY must be 7BIT or 8BITMIME")))
-            return
+            return replies.SYNTAX_ERROR.but("BODY must be 7BIT or 8BITMIME")
         if parameters:
-            unknown = ", ".join(sorted(parameters))
-            await self.push(str(replies.PARAMETER_NOT_IMPLEMENTED.but(f"Unsupported: {unknown}")))
-            return
+            return self._unsupported(parameters)
         self.envelope.mail_from = path.address
         self.envelope.smtp_utf8 = smtputf8
-        await self.push(str(replies.SENDER_OK))
+        return replies.SENDER_OK
 
     async def smtp_RCPT(self, arg: str | None) -> None:
-        if await self._refuse_before_transaction():
-            return
+        await self.push(str(self._rcpt(arg)))
+
+    def _rcpt(self, arg: str | None) -> replies.Reply:
+        refusal = self._transaction_refusal()
+        if refusal is not None:
+            return refusal
         assert self.envelope is not None
         if self.envelope.mail_from is None:
-            await self.push(str(replies.BAD_SEQUENCE.but("Need MAIL before RCPT")))
-            return
-        argument = self._strip_command_keyword("TO:", arg or "")
-        if argument is None:
-            await self.push(str(replies.SYNTAX_ERROR.but("Syntax: RCPT TO:<address>")))
-            return
-        try:
-            path = parse_path(argument, allow_null=False, utf8=True)
-            parameters = parse_parameters(path.parameters)
-        except AddressError as exc:
-            await self.push(str(self._address_reply(exc)))
-            return
+            return replies.BAD_SEQUENCE.but("Need MAIL before RCPT")
+        parsed = self._path("TO:", arg, allow_null=False)
+        if isinstance(parsed, replies.Reply):
+            return parsed
+        path, parameters = parsed
         if path.non_ascii and not self.envelope.smtp_utf8:
-            await self.push(str(replies.UTF8_RECIPIENT_WITHOUT_SMTPUTF8))
-            return
+            return replies.UTF8_RECIPIENT_WITHOUT_SMTPUTF8
         if parameters:
-            unknown = ", ".join(sorted(parameters))
-            await self.push(str(replies.PARAMETER_NOT_IMPLEMENTED.but(f"Unsupported: {unknown}")))
-            return
+            return self._unsupported(parameters)
         if len(self.envelope.rcpt_tos) >= self._settings.max_recipients:
-            await self.push(str(replies.TOO_MANY_RECIPIENTS))
-            return
+            return replies.TOO_MANY_RECIPIENTS
         if path.address not in self.envelope.rcpt_tos:
             self.envelope.rcpt_tos.append(path.address)
-        await self.push(str(replies.RECIPIENT_OK))
+        return replies.RECIPIENT_OK
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        if await self._refuse_before_transaction():
-            return
         assert self.session is not None
         assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push(str(replies.BAD_SEQUENCE.but("Need RCPT before DATA")))
-            return
-        if arg:
-            await self.push(str(replies.SYNTAX_ERROR.but("Syntax: DATA")))
+        refusal = self._transaction_refusal()
+        if refusal is None and not self.envelope.rcpt_tos:
+            refusal = replies.BAD_SEQUENCE.but("Need RCPT before DATA")
+        if refusal is None and arg:
+            refusal = replies.SYNTAX_ERROR.but("Syntax: DATA")
+        if refusal is not None:
+            await self.push(str(refusal))
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content, refusal = await self._read_data()
+        content, data_refusal = await self._read_data()
         envelope, self.envelope = self.envelope, self._create_envelope()
-        if refusal is not None:
+        if data_refusal is not None:
             log.warning(
-                "refused DATA from %s (%s): %s", self.session.peer[0], envelope.mail_from, refusal
+                "refused DATA from %s (%s): %s",
+                self.session.peer[0],
+                envelope.mail_from,
+                data_refusal,
             )
-            await self.push(refusal)
+            await self.push(str(data_refusal))
             return
         await self.push(await self._submit(self.session, envelope, content))
 
-    async def _read_data(self) -> tuple[bytes, str | None]:
+    async def _read_data(self) -> tuple[bytes, replies.Reply | None]:
         """Read up to the end-of-data line; return (unstuffed content, refusal reply or None).
 
         Once the message is refused, the rest is read and discarded, so memory stays bounded
@@ -221,7 +218,7 @@ class SubmissionSession(SMTP):
         fragments: list[bytes] = []
         mid_line = False
         size = 0
-        refusal: str | None = None
+        refusal: replies.Reply | None = None
         while True:
             try:
                 chunk = await self._reader.readuntil(b"\r\n")
@@ -247,24 +244,25 @@ class SubmissionSession(SMTP):
             if size > limit:
                 refusal = self._too_big()
             elif b"\0" in chunk:
-                refusal = str(replies.NUL_IN_DATA)
+                refusal = replies.NUL_IN_DATA
             elif chunk.find(b"\n", 0, -2) >= 0 or chunk.find(b"\r", 0, -2) >= 0:
-                refusal = str(replies.BARE_LINE_ENDING)
+                refusal = replies.BARE_LINE_ENDING
             else:
                 line = chunk[1:] if chunk[:1] == b"." else chunk
                 if len(line) <= _MAX_LINE:
                     lines.append(line)
                     continue
-                refusal = str(replies.LINE_TOO_LONG)
+                refusal = replies.LINE_TOO_LONG
             lines.clear()
             fragments.clear()
         return b"".join(lines), refusal
 
-    def _too_big(self) -> str:
+    def _too_big(self) -> replies.Reply:
         limit = self._settings.max_message_size
-        return str(replies.MESSAGE_TOO_BIG).format(limit=limit)
+        return replies.MESSAGE_TOO_BIG.but(f"Message size exceeds fixed limit of {limit} bytes")
 
     @staticmethod
-    def _address_reply(error: AddressError) -> replies.Reply:
-        reply = replies.ADDRESS_TOO_LONG if error.too_long else replies.BAD_ADDRESS_SYNTAX
-        return reply.but(f"{reply.text}: {error}")
+    def _unsupported(parameters: dict[str, str | None]) -> replies.Reply:
+        return replies.PARAMETER_NOT_IMPLEMENTED.but(
+            f"Unsupported: {', '.join(sorted(parameters))}"
+        )

@@ -113,9 +113,16 @@ class Spool:
         self._db = db
 
     async def _recover(self) -> None:
-        known = set(await self._in_index_thread(self._known_ids))
+        """Index queue files the index does not know (a crash before the insert) and remove
+        those whose recipients are all final (a crash before the unlink)."""
+        queued_counts = await self._in_index_thread(self._queued_counts)
         for queue_file in sorted(self.queue_dir.iterdir()):
-            if queue_file.name in known:
+            queued = queued_counts.get(queue_file.name)
+            if queued == 0:
+                log.info("%s: all recipients final; removing its queue file", queue_file.name)
+                queue_file.unlink()
+                continue
+            if queued is not None:
                 continue
             try:
                 envelope, content = await asyncio.to_thread(self._read, queue_file)
@@ -125,9 +132,14 @@ class Spool:
             log.info("%s: recovered from the queue directory", envelope.queue_id)
             await self._in_index_thread(self._insert, envelope, len(content))
 
-    def _known_ids(self) -> list[str]:
+    def _queued_counts(self) -> dict[str, int]:
+        """Every indexed message with the number of its recipients still queued."""
         assert self._db is not None
-        return [row[0] for row in self._db.execute("SELECT queue_id FROM messages")]
+        rows = self._db.execute(
+            "SELECT queue_id, SUM(state = ?) FROM recipients GROUP BY queue_id",
+            (RecipientState.QUEUED.value,),
+        )
+        return {queue_id: int(queued) for queue_id, queued in rows}
 
     # -- accepting --------------------------------------------------------------------------
 
