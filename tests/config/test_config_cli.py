@@ -188,3 +188,10 @@ def test_serve_without_arguments_uses_embedded_defaults(tmp_path):
     assert process.returncode == 0, stderr
     assert "config <embedded defaults>" in stderr
     assert (tmp_path / "var" / "spool" / "index.sqlite").is_file()
+
+
+def test_shipped_example_configuration_is_valid(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "config" / "relay.example.toml"
+    result = run_relay("check-config", "--config", str(example), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{example}: configuration OK" in result.stdout
