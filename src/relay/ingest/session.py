@@ -28,12 +28,17 @@ log = logging.getLogger("relay.ingest")
 
 Submission = Callable[[Session, Envelope, bytes], Awaitable[str]]
 
-_DATA_END = b".\r\n"
-_MAX_LINE = 998 + 2
+_DOT_LINE = b".\r\n"
+_DATA_END = b"\r\n.\r\n"
+_MAX_LINE = 998
 
 
 class SubmissionSession(SMTP):
     """One client connection to the submission listener."""
+
+    # aiosmtpd sizes its StreamReader buffer limit with this; command lines stay limited by
+    # command_size_limit, and DATA lines by _MAX_LINE below.
+    line_length_limit = 64 * 1024
 
     def __init__(
         self,
@@ -208,54 +213,47 @@ class SubmissionSession(SMTP):
         await self.push(await self._submit(self.session, envelope, content))
 
     async def _read_data(self) -> tuple[bytes, replies.Reply | None]:
-        """Read up to the end-of-data line; return (unstuffed content, refusal reply or None).
+        """Read up to <CRLF>.<CRLF>; return (dot-unstuffed content, refusal or None).
 
-        Once the message is refused, the rest is read and discarded, so memory stays bounded
-        by max_message_size even for a single endless line.
+        The data is read in large pieces ending at ".<CRLF>"; a piece ends the data only when
+        that dot starts a line, i.e. follows CRLF (or nothing). Past max_message_size the rest
+        is read and discarded, so memory stays bounded whatever the client sends.
         """
         limit = self._settings.max_message_size
-        lines: list[bytes] = []
-        fragments: list[bytes] = []
-        mid_line = False
-        size = 0
-        refusal: replies.Reply | None = None
+        data = bytearray()
+        total = 0
+        too_big = False
         while True:
             try:
-                chunk = await self._reader.readuntil(b"\r\n")
+                piece = await self._reader.readuntil(_DOT_LINE)
+                candidate = True
             except asyncio.LimitOverrunError as overrun:
-                part = await self._reader.read(overrun.consumed)
-                size += len(part)
-                mid_line = True
-                if refusal is None and size > limit:
-                    refusal = self._too_big()
-                if refusal is None:
-                    fragments.append(part)
-                continue
-            if not mid_line and chunk == _DATA_END:
+                piece = await self._reader.read(overrun.consumed)
+                candidate = False
+            total += len(piece)
+            data += piece
+            if len(data) > limit + len(_DATA_END):
+                too_big = True
+                del data[: -len(_DATA_END)]
+            if candidate and (total == len(_DOT_LINE) or data[-5:-3] == b"\r\n"):
                 break
-            size += len(chunk)
-            mid_line = False
-            if fragments:
-                fragments.append(chunk)
-                chunk = b"".join(fragments)
-                fragments.clear()
-            if refusal is not None:
-                continue
-            if size > limit:
-                refusal = self._too_big()
-            elif b"\0" in chunk:
-                refusal = replies.NUL_IN_DATA
-            elif chunk.find(b"\n", 0, -2) >= 0 or chunk.find(b"\r", 0, -2) >= 0:
-                refusal = replies.BARE_LINE_ENDING
-            else:
-                line = chunk[1:] if chunk[:1] == b"." else chunk
-                if len(line) <= _MAX_LINE:
-                    lines.append(line)
-                    continue
-                refusal = replies.LINE_TOO_LONG
-            lines.clear()
-            fragments.clear()
-        return b"".join(lines), refusal
+        if too_big or total - len(_DOT_LINE) > limit:
+            return b"", self._too_big()
+        del data[-len(_DOT_LINE) :]
+        return self._check_data(bytes(data))
+
+    @staticmethod
+    def _check_data(data: bytes) -> tuple[bytes, replies.Reply | None]:
+        if b"\0" in data:
+            return b"", replies.NUL_IN_DATA
+        line_ends = data.count(b"\r\n")
+        if data.count(b"\r") != line_ends or data.count(b"\n") != line_ends:
+            return b"", replies.BARE_LINE_ENDING
+        # RFC 5321 §4.5.2: remove the first dot of every line that starts with one.
+        content = (b"\r\n" + data).replace(b"\r\n.", b"\r\n")[2:]
+        if max(map(len, content.split(b"\r\n"))) > _MAX_LINE:
+            return b"", replies.LINE_TOO_LONG
+        return content, None
 
     def _too_big(self) -> replies.Reply:
         limit = self._settings.max_message_size
