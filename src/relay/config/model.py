@@ -96,7 +96,7 @@ class DeliverySettings(_Section):
     port: Annotated[int, Field(gt=0, lt=65536)] = 25
     connect_timeout: Duration = timedelta(seconds=30)
     command_timeout: Duration = timedelta(minutes=5)
-    max_connections: Annotated[int, Field(ge=1)] = 100
+    max_deliveries: Annotated[int, Field(ge=1)] = 100
     max_connections_per_destination: Annotated[int, Field(ge=1)] = 20
     idle_connection_timeout: Duration = timedelta(seconds=5)
 

@@ -86,12 +86,12 @@ class MxResolver:
                 "5.1.2", f"domain {domain} does not exist (DNS NXDOMAIN)"
             ) from None
         except dns.resolver.NoAnswer:
-            hosts = await self._addresses(domain, port)
-            if not hosts:
+            implicit = await self._addresses(domain, port)
+            if not implicit:
                 raise PermanentFailure(
                     "5.1.2", f"domain {domain} has no MX, A or AAAA record"
                 ) from None
-            return hosts
+            return implicit
         except dns.exception.DNSException as exc:
             raise TemporaryFailure("4.4.3", f"DNS lookup of MX {domain} failed: {exc}") from None
         records = [record for record in answer if record.exchange.to_text() != "."]

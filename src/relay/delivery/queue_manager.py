@@ -45,7 +45,7 @@ class QueueManager:
         self._sequence = count()
         self._scheduled: dict[str, float] = {}
         self._active: set[str] = set()
-        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._slots = asyncio.Semaphore(settings.max_deliveries)
         self._per_destination: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.max_connections_per_destination)
         )

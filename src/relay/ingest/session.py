@@ -204,7 +204,7 @@ class SubmissionSession(SMTP):
         if data_refusal is not None:
             log.warning(
                 "refused DATA from %s (%s): %s",
-                self.session.peer[0],
+                self.session.peer[0] if self.session.peer else "unknown",
                 envelope.mail_from,
                 data_refusal,
             )

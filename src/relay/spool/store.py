@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
+import random
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,8 +62,9 @@ CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients(state, next_attempt
 
 
 def new_queue_id() -> str:
-    """A unique, time-ordered id: microseconds since the epoch and 32 random bits, in hex."""
-    return f"{time.time_ns() // 1000:014X}{secrets.token_hex(4).upper()}"
+    """A unique, time-ordered id: microseconds since the epoch and 32 random bits, in hex.
+    Queue ids need uniqueness, not secrecy, so the cheap generator will do."""
+    return f"{time.time_ns() // 1000:014X}{random.getrandbits(32):08X}"
 
 
 def _fsync_directory(path: Path) -> None:
@@ -205,21 +206,18 @@ class Spool:
         except (ValueError, TypeError, KeyError) as exc:
             raise SpoolError(f"{queue_file.name}: unreadable envelope: {exc}") from exc
 
-    async def due(self, before: float | None = None) -> list[tuple[str, float]]:
+    async def due(self) -> list[tuple[str, float]]:
         """(queue id, earliest next attempt) of every message with a non-final recipient."""
-        return await self._in_index_thread(self._due, before)
+        return await self._in_index_thread(self._due)
 
-    def _due(self, before: float | None) -> list[tuple[str, float]]:
+    def _due(self) -> list[tuple[str, float]]:
         assert self._db is not None
-        query = (
+        rows = self._db.execute(
             "SELECT queue_id, MIN(next_attempt_at) FROM recipients WHERE state = ?"
-            + (" AND next_attempt_at <= ?" if before is not None else "")
-            + " GROUP BY queue_id ORDER BY 2"
+            " GROUP BY queue_id ORDER BY 2",
+            (RecipientState.QUEUED.value,),
         )
-        params: tuple[Any, ...] = (RecipientState.QUEUED.value,)
-        if before is not None:
-            params += (before,)
-        return [(row[0], row[1]) for row in self._db.execute(query, params)]
+        return [(queue_id, due_at) for queue_id, due_at in rows]
 
     async def pending(self, queue_id: str) -> list[PendingRecipient]:
         return await self._in_index_thread(self._pending, queue_id)
@@ -300,6 +298,6 @@ class Spool:
         ]
         await self.record(queue_id, outcomes)
 
-    async def _in_index_thread(self, function: Any, *args: Any) -> Any:
+    async def _in_index_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._index_thread, function, *args)
