@@ -1,6 +1,7 @@
 """Small helpers shared by the delivery scenarios: polling with a deadline, a port that is free
-on several loopback addresses (so that several MX hosts share `[delivery] port`), and reading a
-DSN (RFC 3464 inside RFC 6522 multipart/report) with the standard `email` package."""
+on several loopback addresses (so that several MX hosts share `[delivery] port`), mail domains in
+the test DNS, submitting and checking a delivery, the two MX sinks of the bounce scenarios, and
+reading a DSN (RFC 3464 inside RFC 6522 multipart/report) with the standard `email` package."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from typing import Any
 
+from tests.support.dns_server import DnsServer
 from tests.support.network import free_port
+from tests.support.relay_process import RelayProcess
+from tests.support.sink import Sink, SinkMessage
 
 # aiosmtpd (so the sink) records `MAIL FROM:<>`, the null reverse path, as "<>"; a bare ""
 # would mean the same on the wire.
@@ -56,6 +61,74 @@ def shared_port(*hosts: str) -> int:
                 probe.close()
         return port
     raise RuntimeError(f"no port free on all of {hosts}")
+
+
+def add_mail_domain(dns_server: DnsServer, domain: str, address: str) -> None:
+    """Publish `domain` in the test DNS with one MX host, `mx.<domain>`, at `address`."""
+    dns_server.add(f"{domain}. IN MX 10 mx.{domain}.", f"mx.{domain}. IN A {address}")
+
+
+def submit(relay: RelayProcess, sender: str, recipients: list[str], body: bytes) -> None:
+    """Submit one message to relay over SMTP; smtplib raises if relay refuses it."""
+    with relay.smtp() as client:
+        client.sendmail(sender, recipients, body)
+
+
+def assert_delivered(relay: RelayProcess, sink: Sink, recipient: str, body: bytes, via: str) -> str:
+    """`sink` received one message, `body` for `recipient` alone; relay logged its delivery through
+    the host `via` and removed the queue file. Returns the log."""
+    (message,) = sink.wait_for(1)
+    assert message.rcpt_tos == [recipient]
+    assert message.data.endswith(body)
+    log = relay.wait_for_log(f"to=<{recipient}> relay={via} status=delivered")
+    wait_until(lambda: not relay.queue_files(), 10, "queue file removed after delivery")
+    return log
+
+
+# The bounce scenarios: the recipient's domain has its MX at DESTINATION_HOST, the sender's
+# domain at SENDERS_MX_HOST, where the DSN arrives; both MX listen on one port.
+DESTINATION_HOST = "127.0.0.1"
+SENDERS_MX_HOST = "127.0.0.2"
+
+
+@dataclass
+class BounceMx:
+    """The MX sinks of a bounce scenario, on one port."""
+
+    port: int
+    destination: Sink | None  # None: nothing listens at DESTINATION_HOST
+    senders_mx: Sink
+
+    def relay_config(self, **delivery: Any) -> dict[str, Any]:
+        """A relay config that delivers to these sinks, with further `[delivery]` settings."""
+        return {"delivery": {"port": self.port, **delivery}}
+
+
+def destination_and_senders_mx(
+    dns_server: DnsServer,
+    make_sink: Callable[..., Sink],
+    destination_domain: str | None,
+    sender_domain: str,
+    *,
+    destination_listens: bool = True,
+) -> BounceMx:
+    """Start the two MX sinks and publish both domains in the test DNS (the destination's only
+    when `destination_domain` is given; otherwise the test publishes its own records)."""
+    port = shared_port(DESTINATION_HOST, SENDERS_MX_HOST)
+    destination = make_sink(host=DESTINATION_HOST, port=port) if destination_listens else None
+    senders_mx = make_sink(host=SENDERS_MX_HOST, port=port)
+    if destination_domain is not None:
+        add_mail_domain(dns_server, destination_domain, DESTINATION_HOST)
+    add_mail_domain(dns_server, sender_domain, SENDERS_MX_HOST)
+    return BounceMx(port, destination, senders_mx)
+
+
+def receive_dsn(senders_mx: Sink, sender: str, timeout: float = 20.0) -> tuple[SinkMessage, Dsn]:
+    """Wait for the one DSN at the sender's MX; check its envelope and return it raw and parsed."""
+    (notice,) = senders_mx.wait_for(1, timeout=timeout)
+    assert notice.mail_from in NULL_REVERSE_PATH, "a DSN comes from <> (RFC 5321 §4.5.5)"
+    assert notice.rcpt_tos == [sender]
+    return notice, parse_dsn(notice.data)
 
 
 def log_lines(log: str, *fragments: str) -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from tests.delivery.helpers import add_mail_domain, submit
+
 
 def test_delivered_to_the_mx_named_in_dns(dns_server, sink, make_relay):
-    dns_server.add("shop-mx.test. IN MX 10 mx.shop-mx.test.", "mx.shop-mx.test. IN A 127.0.0.1")
+    add_mail_domain(dns_server, "shop-mx.test", "127.0.0.1")
     relay = make_relay({"delivery": {"port": sink.port}})
-    with relay.smtp() as client:
-        client.sendmail("news@sender.test", ["ann@shop-mx.test"], b"Subject: hi\r\n\r\nhello\r\n")
+    submit(relay, "news@sender.test", ["ann@shop-mx.test"], b"Subject: hi\r\n\r\nhello\r\n")
     (message,) = sink.wait_for(1)
     assert message.rcpt_tos == ["ann@shop-mx.test"]
     assert message.mail_from == "news@sender.test"

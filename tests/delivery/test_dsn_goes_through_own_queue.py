@@ -4,25 +4,22 @@ itself bounces, relay records it and stops there: no DSN about a DSN (RFC 3464 Â
 
 from __future__ import annotations
 
-from tests.delivery.helpers import holds_for, log_lines, shared_port, wait_until
+from tests.delivery.helpers import (
+    destination_and_senders_mx,
+    holds_for,
+    log_lines,
+    submit,
+    wait_until,
+)
 
 
 def test_a_bouncing_dsn_causes_no_further_dsn(dns_server, make_sink, make_relay):
-    port = shared_port("127.0.0.1", "127.0.0.2")
-    destination = make_sink(host="127.0.0.1", port=port)
-    senders_mx = make_sink(host="127.0.0.2", port=port)
-    dns_server.add(
-        "dest-loop.test. IN MX 10 mx.dest-loop.test.",
-        "mx.dest-loop.test. IN A 127.0.0.1",
-        "sender-loop.test. IN MX 10 mx.sender-loop.test.",
-        "mx.sender-loop.test. IN A 127.0.0.2",
-    )
+    mx = destination_and_senders_mx(dns_server, make_sink, "dest-loop.test", "sender-loop.test")
     sender, recipient = "news@sender-loop.test", "gone@dest-loop.test"
-    destination.rcpt_replies[recipient].append("550 5.1.1 no such user")
-    senders_mx.rcpt_replies[sender].append("550 5.1.1 sender mailbox gone too")
-    relay = make_relay({"delivery": {"port": port}})
-    with relay.smtp() as client:
-        client.sendmail(sender, [recipient], b"Subject: ping pong\r\n\r\nhello\r\n")
+    mx.destination.rcpt_replies[recipient].append("550 5.1.1 no such user")
+    mx.senders_mx.rcpt_replies[sender].append("550 5.1.1 sender mailbox gone too")
+    relay = make_relay(mx.relay_config())
+    submit(relay, sender, [recipient], b"Subject: ping pong\r\n\r\nhello\r\n")
 
     log = relay.wait_for_log("no DSN: the message had a null sender")
     (notified,) = log_lines(log, "sender non-delivery notification")
@@ -32,9 +29,9 @@ def test_a_bouncing_dsn_causes_no_further_dsn(dns_server, make_sink, make_relay)
     assert log_lines(log, f"{dsn_queue_id}: no DSN: the message had a null sender"), log
 
     wait_until(lambda: not relay.queue_files(), 10, "message and DSN leave the queue")
-    assert not senders_mx.rcpt_replies[sender], "the DSN was never offered to the sender's MX"
+    assert not mx.senders_mx.rcpt_replies[sender], "the DSN was never offered to the sender's MX"
     assert holds_for(
         lambda: len(log_lines(relay.log, "sender non-delivery notification")) == 1, 2.0
     ), "a DSN about a DSN was queued"
-    assert not destination.messages
-    assert not senders_mx.messages
+    assert not mx.destination.messages
+    assert not mx.senders_mx.messages

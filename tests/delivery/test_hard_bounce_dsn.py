@@ -5,27 +5,19 @@ message are delivered and not mentioned. A message with a null sender bounces si
 from __future__ import annotations
 
 from tests.delivery.helpers import (
-    NULL_REVERSE_PATH,
+    destination_and_senders_mx,
     holds_for,
     log_lines,
-    parse_dsn,
-    shared_port,
+    receive_dsn,
+    submit,
     wait_until,
 )
 
 
 def test_rcpt_550_bounces_with_a_dsn_to_the_sender(dns_server, make_sink, make_relay):
-    port = shared_port("127.0.0.1", "127.0.0.2")
-    destination = make_sink(host="127.0.0.1", port=port)
-    senders_mx = make_sink(host="127.0.0.2", port=port)
-    dns_server.add(
-        "dest-xyz.test. IN MX 10 mx.dest-xyz.test.",
-        "mx.dest-xyz.test. IN A 127.0.0.1",
-        "sender-xyz.test. IN MX 10 mx.sender-xyz.test.",
-        "mx.sender-xyz.test. IN A 127.0.0.2",
-    )
-    destination.rcpt_replies["gone@dest-xyz.test"].append("550 5.1.1 no such user")
-    relay = make_relay({"delivery": {"port": port}})
+    mx = destination_and_senders_mx(dns_server, make_sink, "dest-xyz.test", "sender-xyz.test")
+    mx.destination.rcpt_replies["gone@dest-xyz.test"].append("550 5.1.1 no such user")
+    relay = make_relay(mx.relay_config())
     original = (
         b"From: News <news@sender-xyz.test>\r\n"
         b"To: <gone@dest-xyz.test>\r\n"
@@ -34,19 +26,13 @@ def test_rcpt_550_bounces_with_a_dsn_to_the_sender(dns_server, make_sink, make_r
         b"\r\n"
         b"Our spring catalogue is out.\r\n"
     )
-    with relay.smtp() as client:
-        client.sendmail(
-            "news@sender-xyz.test", ["gone@dest-xyz.test", "here@dest-xyz.test"], original
-        )
+    submit(relay, "news@sender-xyz.test", ["gone@dest-xyz.test", "here@dest-xyz.test"], original)
 
-    (delivered,) = destination.wait_for(1)
+    (delivered,) = mx.destination.wait_for(1)
     assert delivered.rcpt_tos == ["here@dest-xyz.test"]
     assert delivered.data.endswith(original)
 
-    (notice,) = senders_mx.wait_for(1)
-    assert notice.mail_from in NULL_REVERSE_PATH, "a DSN comes from <> (RFC 5321 §4.5.5)"
-    assert notice.rcpt_tos == ["news@sender-xyz.test"]
-    dsn = parse_dsn(notice.data)
+    notice, dsn = receive_dsn(mx.senders_mx, "news@sender-xyz.test")
     assert dsn.message["Auto-Submitted"] == "auto-generated"
     assert "news@sender-xyz.test" in dsn.message["To"]
     assert dsn.per_message["Reporting-MTA"] == "dns; relay.test"
@@ -69,31 +55,23 @@ def test_rcpt_550_bounces_with_a_dsn_to_the_sender(dns_server, make_sink, make_r
     assert len(log_lines(log, "to=<here@dest-xyz.test>", "status=delivered")) == 1, log
     assert len(log_lines(log, "sender non-delivery notification")) == 1, log
     wait_until(lambda: not relay.queue_files(), 10, "message and DSN leave the queue")
-    assert holds_for(lambda: len(senders_mx.messages) == 1, 1.5), "more than one DSN"
-    assert len(destination.messages) == 1
+    assert holds_for(lambda: len(mx.senders_mx.messages) == 1, 1.5), "more than one DSN"
+    assert len(mx.destination.messages) == 1
 
 
 def test_null_sender_bounce_produces_no_dsn(dns_server, make_sink, make_relay):
-    port = shared_port("127.0.0.1", "127.0.0.2")
-    destination = make_sink(host="127.0.0.1", port=port)
-    senders_mx = make_sink(host="127.0.0.2", port=port)
-    dns_server.add(
-        "dest-null.test. IN MX 10 mx.dest-null.test.",
-        "mx.dest-null.test. IN A 127.0.0.1",
-        "sender-null.test. IN MX 10 mx.sender-null.test.",
-        "mx.sender-null.test. IN A 127.0.0.2",
+    mx = destination_and_senders_mx(dns_server, make_sink, "dest-null.test", "sender-null.test")
+    mx.destination.rcpt_replies["gone@dest-null.test"].append("550 5.1.1 no such user")
+    relay = make_relay(mx.relay_config())
+    submit(
+        relay,
+        "",
+        ["gone@dest-null.test"],
+        b"From: <mailer-daemon@sender-null.test>\r\nSubject: a bounce\r\n\r\nbounced\r\n",
     )
-    destination.rcpt_replies["gone@dest-null.test"].append("550 5.1.1 no such user")
-    relay = make_relay({"delivery": {"port": port}})
-    with relay.smtp() as client:
-        client.sendmail(
-            "",
-            ["gone@dest-null.test"],
-            b"From: <mailer-daemon@sender-null.test>\r\nSubject: a bounce\r\n\r\nbounced\r\n",
-        )
 
     log = relay.wait_for_log("no DSN: the message had a null sender")
     assert log_lines(log, "to=<gone@dest-null.test>", "status=bounced dsn=5.1.1")
     assert not log_lines(log, "sender non-delivery notification"), log
     wait_until(lambda: not relay.queue_files(), 10, "the bounced message leaves the queue")
-    assert holds_for(lambda: not senders_mx.messages and not destination.messages, 1.0)
+    assert holds_for(lambda: not mx.senders_mx.messages and not mx.destination.messages, 1.0)

@@ -5,7 +5,7 @@ host name."""
 
 from __future__ import annotations
 
-from tests.delivery.helpers import shared_port, wait_until
+from tests.delivery.helpers import assert_delivered, shared_port, submit, wait_until
 from tests.support.network import free_port
 
 
@@ -47,18 +47,13 @@ def test_the_next_mx_when_the_preferred_is_down(dns_server, make_sink, make_rela
     _two_mx(dns_server, "fallback-abc.test")
     relay = make_relay({"delivery": {"port": port}})
     body = b"Subject: plan b\r\n\r\nhello\r\n"
-    with relay.smtp() as client:
-        client.sendmail("news@sender.test", ["ann@fallback-abc.test"], body)
+    submit(relay, "news@sender.test", ["ann@fallback-abc.test"], body)
 
-    (message,) = backup.wait_for(1)
-    assert message.rcpt_tos == ["ann@fallback-abc.test"]
-    assert message.data.endswith(body)
-    log = relay.wait_for_log(
-        "to=<ann@fallback-abc.test> relay=mx2.fallback-abc.test status=delivered"
+    log = assert_delivered(
+        relay, backup, "ann@fallback-abc.test", body, via="mx2.fallback-abc.test"
     )
     assert "mx1.fallback-abc.test[127.0.0.2]" in log, "the preferred MX was not tried first"
     assert "status=queued" not in log, "the backup MX should be used in the same attempt"
-    wait_until(lambda: not relay.queue_files(), 10, "queue file removed after delivery")
 
 
 def test_bracketed_route_skips_dns(make_sink, make_relay):
@@ -74,14 +69,9 @@ def test_bracketed_route_skips_dns(make_sink, make_relay):
         }
     )
     body = b"Subject: routed\r\n\r\nhello\r\n"
-    with relay.smtp() as client:
-        client.sendmail("news@sender.test", ["ann@routed-nodns-abc.test"], body)
+    submit(relay, "news@sender.test", ["ann@routed-nodns-abc.test"], body)
 
-    (message,) = sink.wait_for(1)
-    assert message.rcpt_tos == ["ann@routed-nodns-abc.test"]
-    assert message.data.endswith(body)
-    relay.wait_for_log("to=<ann@routed-nodns-abc.test> relay=127.0.0.1 status=delivered")
-    wait_until(lambda: not relay.queue_files(), 10, "queue file removed after delivery")
+    assert_delivered(relay, sink, "ann@routed-nodns-abc.test", body, via="127.0.0.1")
 
 
 def test_unbracketed_route_looks_up_the_mx_of_the_route_host(dns_server, make_sink, make_relay):
@@ -103,12 +93,7 @@ def test_unbracketed_route_looks_up_the_mx_of_the_route_host(dns_server, make_si
         }
     )
     body = b"Subject: via the hub\r\n\r\nhello\r\n"
-    with relay.smtp() as client:
-        client.sendmail("news@sender.test", ["ann@routed-mx-abc.test"], body)
+    submit(relay, "news@sender.test", ["ann@routed-mx-abc.test"], body)
 
-    (message,) = right.wait_for(1)
-    assert message.rcpt_tos == ["ann@routed-mx-abc.test"]
-    assert message.data.endswith(body)
-    relay.wait_for_log("to=<ann@routed-mx-abc.test> relay=mx.hub-abc.test status=delivered")
-    wait_until(lambda: not relay.queue_files(), 10, "queue file removed after delivery")
+    assert_delivered(relay, right, "ann@routed-mx-abc.test", body, via="mx.hub-abc.test")
     assert not wrong.messages

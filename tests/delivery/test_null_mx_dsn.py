@@ -5,11 +5,13 @@ or retry; a domain with no MX but an address record is delivered to that address
 from __future__ import annotations
 
 from tests.delivery.helpers import (
-    NULL_REVERSE_PATH,
+    assert_delivered,
+    destination_and_senders_mx,
     holds_for,
     log_lines,
-    parse_dsn,
+    receive_dsn,
     shared_port,
+    submit,
     wait_until,
 )
 
@@ -17,22 +19,16 @@ from tests.delivery.helpers import (
 def _bounce_and_dsn(dns_server, make_sink, make_relay, recipient_records, recipient, sender):
     """Submit to `recipient` (whose domain is described by `recipient_records`); return the
     relay, the sink at the recipient domain's address (if it were used) and the DSN."""
-    port = shared_port("127.0.0.1", "127.0.0.2")
-    wrong_place = make_sink(host="127.0.0.1", port=port)
-    senders_mx = make_sink(host="127.0.0.2", port=port)
-    sender_domain = sender.rpartition("@")[2]
-    dns_server.add(
-        *recipient_records,
-        f"{sender_domain}. IN MX 10 mx.{sender_domain}.",
-        f"mx.{sender_domain}. IN A 127.0.0.2",
+    # The recipient domain gets `recipient_records` instead of a plain MX record.
+    mx = destination_and_senders_mx(
+        dns_server, make_sink, destination_domain=None, sender_domain=sender.rpartition("@")[2]
     )
-    relay = make_relay({"delivery": {"port": port, "retry_schedule": ["1s"]}})
-    with relay.smtp() as client:
-        client.sendmail(sender, [recipient], b"Subject: where to?\r\n\r\nhello\r\n")
-    (notice,) = senders_mx.wait_for(1)
-    assert notice.mail_from in NULL_REVERSE_PATH
-    assert notice.rcpt_tos == [sender]
-    return relay, wrong_place, senders_mx, parse_dsn(notice.data)
+    if recipient_records:
+        dns_server.add(*recipient_records)
+    relay = make_relay(mx.relay_config(retry_schedule=["1s"]))
+    submit(relay, sender, [recipient], b"Subject: where to?\r\n\r\nhello\r\n")
+    _, dsn = receive_dsn(mx.senders_mx, sender)
+    return relay, mx.destination, mx.senders_mx, dsn
 
 
 def test_null_mx_bounces_at_once_with_5_1_10(dns_server, make_sink, make_relay):
@@ -89,12 +85,7 @@ def test_domain_without_mx_is_delivered_to_its_address(dns_server, make_sink, ma
     dns_server.add("implicit-abc.test. IN A 127.0.0.3")
     relay = make_relay({"delivery": {"port": port}})
     body = b"Subject: implicit MX\r\n\r\nhello\r\n"
-    with relay.smtp() as client:
-        client.sendmail("news@sender.test", ["ann@implicit-abc.test"], body)
+    submit(relay, "news@sender.test", ["ann@implicit-abc.test"], body)
 
-    (message,) = implicit.wait_for(1)
-    assert message.rcpt_tos == ["ann@implicit-abc.test"]
-    assert message.data.endswith(body)
-    relay.wait_for_log("to=<ann@implicit-abc.test> relay=implicit-abc.test status=delivered")
-    wait_until(lambda: not relay.queue_files(), 10, "queue file removed after delivery")
+    assert_delivered(relay, implicit, "ann@implicit-abc.test", body, via="implicit-abc.test")
     assert not elsewhere.messages

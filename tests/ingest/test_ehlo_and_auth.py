@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import smtplib
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,6 +43,28 @@ def authenticated_config(sink, password_hash) -> dict:
         },
         "delivery": {"routes": {"dest.test": f"[127.0.0.1]:{sink.port}"}},
     }
+
+
+def starttls_and_ehlo(client: smtplib.SMTP) -> None:
+    """STARTTLS (not checking relay's self-signed certificate), then EHLO again (RFC 3207)."""
+    client.starttls(context=unverified_tls())
+    client.ehlo("client.test")
+
+
+def assert_reply(reply: tuple[int, bytes], code: int, status: bytes) -> None:
+    """An smtplib (code, text) reply has `code` and its text starts with the enhanced `status`."""
+    actual_code, text = reply
+    assert (actual_code, text.split()[0]) == (code, status), text
+
+
+@pytest.fixture
+def client_after_starttls(make_relay, authenticated_config) -> Iterator[smtplib.SMTP]:
+    """A client of a relay where only 'mailer' may relay, after EHLO, STARTTLS and EHLO."""
+    relay = make_relay(authenticated_config)
+    with relay.smtp() as client:
+        client.ehlo("client.test")
+        starttls_and_ehlo(client)
+        yield client
 
 
 def authenticate(client: smtplib.SMTP, mechanism: str, user: str, password: str):
@@ -86,26 +109,19 @@ def test_auth_before_tls_is_refused_with_538(make_relay, sink, authenticated_con
     argument = f"PLAIN {initial}" if mechanism == "PLAIN" else "LOGIN"
     with relay.smtp() as client:
         client.ehlo("client.test")
-        code, text = client.docmd("AUTH", argument)
-        assert (code, text.split()[0]) == (538, b"5.7.11"), text
+        assert_reply(client.docmd("AUTH", argument), 538, b"5.7.11")
         # Still not authenticated: the transaction is refused.
-        code, text = client.docmd("MAIL", "FROM:<a@sender.test>")
-        assert (code, text.split()[0]) == (530, b"5.7.0"), text
+        assert_reply(client.docmd("MAIL", "FROM:<a@sender.test>"), 530, b"5.7.0")
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_auth_over_tls_with_good_credentials_allows_relaying(
-    make_relay, sink, authenticated_config, mechanism
+    client_after_starttls, sink, mechanism
 ):
-    relay = make_relay(authenticated_config)
-    with relay.smtp() as client:
-        client.ehlo("client.test")
-        client.starttls(context=unverified_tls())
-        client.ehlo("client.test")
-        code, text = authenticate(client, mechanism, "mailer", PASSWORD)
-        assert (code, text.split()[0]) == (235, b"2.7.0"), text
-        refused = client.sendmail("news@sender.test", ["ann@dest.test"], MESSAGE)
-        assert refused == {}
+    client = client_after_starttls
+    assert_reply(authenticate(client, mechanism, "mailer", PASSWORD), 235, b"2.7.0")
+    refused = client.sendmail("news@sender.test", ["ann@dest.test"], MESSAGE)
+    assert refused == {}
     (message,) = sink.wait_for(1)
     assert message.mail_from == "news@sender.test"
     assert message.rcpt_tos == ["ann@dest.test"]
@@ -115,20 +131,11 @@ def test_auth_over_tls_with_good_credentials_allows_relaying(
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_auth_with_wrong_password_is_refused_with_535(
-    make_relay, sink, authenticated_config, mechanism
-):
-    relay = make_relay(authenticated_config)
-    with relay.smtp() as client:
-        client.ehlo("client.test")
-        client.starttls(context=unverified_tls())
-        client.ehlo("client.test")
-        code, text = authenticate(client, mechanism, "mailer", "wrong")
-        assert (code, text.split()[0]) == (535, b"5.7.8"), text
-        code, text = authenticate(client, mechanism, "nobody", PASSWORD)
-        assert (code, text.split()[0]) == (535, b"5.7.8"), text
-        code, text = client.docmd("MAIL", "FROM:<a@sender.test>")
-        assert (code, text.split()[0]) == (530, b"5.7.0"), text
+def test_auth_with_wrong_password_is_refused_with_535(client_after_starttls, mechanism):
+    client = client_after_starttls
+    assert_reply(authenticate(client, mechanism, "mailer", "wrong"), 535, b"5.7.8")
+    assert_reply(authenticate(client, mechanism, "nobody", PASSWORD), 535, b"5.7.8")
+    assert_reply(client.docmd("MAIL", "FROM:<a@sender.test>"), 530, b"5.7.0")
 
 
 def test_unauthenticated_client_outside_trusted_networks_cannot_relay(
@@ -137,15 +144,11 @@ def test_unauthenticated_client_outside_trusted_networks_cannot_relay(
     relay = make_relay(authenticated_config)
     with relay.smtp() as client:
         client.ehlo("client.test")
-        code, text = client.docmd("MAIL", "FROM:<a@sender.test>")
-        assert (code, text.split()[0]) == (530, b"5.7.0"), text
+        assert_reply(client.docmd("MAIL", "FROM:<a@sender.test>"), 530, b"5.7.0")
         # TLS alone does not make the client trusted.
-        client.starttls(context=unverified_tls())
-        client.ehlo("client.test")
-        code, text = client.docmd("MAIL", "FROM:<a@sender.test>")
-        assert (code, text.split()[0]) == (530, b"5.7.0"), text
-        code, text = client.docmd("RCPT", "TO:<ann@dest.test>")
-        assert (code, text.split()[0]) == (530, b"5.7.0"), text
+        starttls_and_ehlo(client)
+        assert_reply(client.docmd("MAIL", "FROM:<a@sender.test>"), 530, b"5.7.0")
+        assert_reply(client.docmd("RCPT", "TO:<ann@dest.test>"), 530, b"5.7.0")
     assert relay.queue_files() == []
 
 
