@@ -1,7 +1,12 @@
 """The one exception tree of relay.
 
     RelayError
-    ├── ConfigError                 bad configuration; names FILE:key and the problem
+    ├── ConfigError                 bad configuration or policy file; names FILE:key and the problem
+    ├── ImportRowError              bad rows in an import file; names FILE:line and the problem
+    ├── SpoolError                  the spool could not store or read a message
+    ├── StoreUnavailable            a store (SQLite, Redis) could not be asked; answer 451 4.3.0
+    ├── StoreConflict               a write contradicts what is stored (e.g. a consent id reused)
+    ├── AuditError                  the audit log could not be written
     └── DeliveryError               a message or recipient could not be handled now
         ├── TemporaryFailure        try again later (4xx, timeouts, DNS SERVFAIL)
         └── PermanentFailure        will never succeed (5xx, NXDOMAIN, null MX)
@@ -13,11 +18,15 @@ exactly one boundary per library; nothing above that boundary sees a third-party
 from __future__ import annotations
 
 __all__ = [
+    "AuditError",
     "ConfigError",
     "DeliveryError",
+    "ImportRowError",
     "PermanentFailure",
     "RelayError",
     "SpoolError",
+    "StoreConflict",
+    "StoreUnavailable",
     "TemporaryFailure",
 ]
 
@@ -32,6 +41,26 @@ class ConfigError(RelayError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class ImportRowError(RelayError):
+    """Rows of an import file that cannot be imported; nothing of the file was imported."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class StoreUnavailable(RelayError):
+    """A store could not answer; callers must not treat that as "no record" (fail closed)."""
+
+
+class StoreConflict(RelayError):
+    """A write that contradicts stored data."""
+
+
+class AuditError(RelayError):
+    """The audit log could not be appended to; the decision must not be acted on."""
 
 
 class SpoolError(RelayError):

@@ -6,21 +6,24 @@ import socket
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from relay.config.types import Duration, HostPort, HostPortValue, PasswordHash, RouteValue
 
 __all__ = [
+    "AuditSettings",
     "DeliverySettings",
     "DnsSettings",
     "FeedbackSettings",
     "HttpSettings",
+    "PolicySettings",
     "Settings",
     "SmtpSettings",
     "SmtpUser",
     "SpoolSettings",
+    "StoresSettings",
 ]
 
 IPNetwork = IPv4Network | IPv6Network
@@ -125,6 +128,24 @@ class HttpSettings(_Section):
     listen: HostPortValue = HostPort("127.0.0.1", 8025)
 
 
+class PolicySettings(_Section):
+    # Policy files to load; default: every *.toml in the policies/ folder shipped with relay.
+    files: list[Path] | None = None
+
+
+class StoresSettings(_Section):
+    backend: Literal["sqlite"] = "sqlite"
+    path: Path | None = None  # default: state_dir/stores.sqlite
+    # Key for the address HMAC; default: state_dir/keys/address-hmac.key, created on first use.
+    # Every node of a cluster must use the same key.
+    hmac_key_file: Path | None = None
+
+
+class AuditSettings(_Section):
+    path: Path | None = None  # default: state_dir/audit
+    keep_addresses: bool = True  # store clear addresses beside their keyed hashes
+
+
 class Settings(_Section):
     state_dir: Path = Path("var")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
@@ -133,6 +154,9 @@ class Settings(_Section):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    stores: StoresSettings = Field(default_factory=StoresSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def spool_path(self) -> Path:
@@ -141,3 +165,15 @@ class Settings(_Section):
     @property
     def tls_dir(self) -> Path:
         return self.state_dir / "tls"
+
+    @property
+    def stores_path(self) -> Path:
+        return self.stores.path or self.state_dir / "stores.sqlite"
+
+    @property
+    def hmac_key_path(self) -> Path:
+        return self.stores.hmac_key_file or self.state_dir / "keys" / "address-hmac.key"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit.path or self.state_dir / "audit"

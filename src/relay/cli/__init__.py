@@ -91,3 +91,14 @@ def check_config_command(config_path: Path | None) -> None:
 def hash_password_command(password: str) -> None:
     """Print an Argon2 hash for [[smtp.users]] password_hash."""
     click.echo(hash_password(password))
+
+
+def _register_groups() -> None:
+    from relay.cli.audit import audit
+    from relay.cli.stores import consent, senders, suppressions
+
+    for group in (suppressions, consent, senders, audit):
+        main.add_command(group)
+
+
+_register_groups()

@@ -1,0 +1,37 @@
+"""What a rule may look at. Rules never do I/O: every fact is gathered once into the context
+(store records, parsed headers) before the rules run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
+
+__all__ = ["MessageContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    now: datetime
+    mail_from: str
+    recipient: str  # the recipient this context decides for
+    jurisdictions: frozenset[str]  # where the recipient's law comes from (strictest wins)
+    message_class: MessageClass
+    authenticated_as: str | None
+    trusted_client: bool  # in [smtp] trusted_networks
+    sender: SenderProfile | None  # the sender profile of the credential or From domain
+    list_id: str | None  # X-Relay-Campaign / List-Id: which of the sender's lists
+    suppression: SuppressionEntry | None
+    consents: tuple[ConsentRecord, ...]  # the sender's records for this recipient
+    message: EmailMessage | None = None  # parsed headers and body (DATA stage only)
+    raw: bytes | None = None  # the message as received (DATA stage only)
+
+    @property
+    def commercial(self) -> bool:
+        return self.message_class in (MessageClass.COMMERCIAL, MessageClass.MIXED)
+
+    def valid_consents(self) -> list[ConsentRecord]:
+        """Records that cover this message's list now, not withdrawn, not expired."""
+        return [record for record in self.consents if record.covers(self.list_id, self.now)]

@@ -1,0 +1,57 @@
+"""The rule registry. A rule is code: an id, a stage and a pure check over a MessageContext that
+returns findings (none when the message passes). Which rules run, with what action, citation
+and reply, is data in policies/*.toml.
+
+One module per rule family; importing this package registers them all. A duplicate id is an
+error at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from relay.policy.context import MessageContext
+from relay.policy.model import Finding, Stage
+
+__all__ = ["RULES", "Check", "Rule", "rule"]
+
+Check = Callable[[MessageContext, Mapping[str, Any]], Iterable[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    stage: Stage
+    check: Check
+    description: str
+    params: type[BaseModel] | None  # the parameters a policy file may set, with defaults
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    rule_id: str, stage: Stage, params: type[BaseModel] | None = None
+) -> Callable[[Check], Check]:
+    """Register `check` as rule `rule_id`; its docstring is the rule's description. A policy
+    file's `params` for the rule are validated with `params` and handed to the check as a dict
+    with every default filled in."""
+
+    def register(check: Check) -> Check:
+        if rule_id in RULES:
+            raise RuntimeError(f"rule id {rule_id} is defined twice")
+        RULES[rule_id] = Rule(rule_id, stage, check, (check.__doc__ or "").strip(), params)
+        return check
+
+    return register
+
+
+FAMILIES = ("common", "us_canspam", "eu_gdpr", "cn_prc", "mailbox_providers", "protocol")
+
+for _family in FAMILIES:
+    importlib.import_module(f"{__name__}.{_family}")

@@ -1,0 +1,3 @@
+"""Mailbox-provider sender requirements: Gmail, Yahoo, Microsoft (COMPLIANCE §7)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Protocol rules from the RFCs (COMPLIANCE §8)."""
+
+from __future__ import annotations

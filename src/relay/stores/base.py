@@ -1,0 +1,54 @@
+"""The async interface every store backend implements (SQLite now, Redis for several nodes).
+
+Backends translate their own errors into StoreUnavailable at this boundary; the policy stage
+answers 451 4.3.0 when a store cannot be asked (never fail open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from relay.stores.models import ConsentRecord, SenderProfile, SuppressionEntry
+
+__all__ = ["Stores"]
+
+
+class Stores(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # -- lookups at RCPT ---------------------------------------------------------------------
+
+    async def suppression_for(
+        self, address: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        """The entry that suppresses mail of `sender_id` (list `list_id`) to `address`, if any:
+        a sender-wide entry, or a list entry for that list."""
+        ...
+
+    async def consents_for(self, address: str, sender_id: str) -> list[ConsentRecord]:
+        """Every consent record of `sender_id` for `address`, newest first."""
+        ...
+
+    async def sender_for_user(self, user: str) -> SenderProfile | None: ...
+
+    async def sender_for_domain(self, domain: str) -> SenderProfile | None:
+        """The profile that has `domain` among its verified From domains."""
+        ...
+
+    # -- writing (imports, feedback, admin API) -------------------------------------------------
+
+    async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
+        """Add entries in one transaction (all or nothing); return how many were new."""
+        ...
+
+    async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
+        """Add records in one transaction (all or nothing); records are immutable: a record id
+        already present is an error (StoreConflict)."""
+        ...
+
+    async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:
+        """Insert or replace sender profiles in one transaction."""
+        ...

@@ -1,0 +1,114 @@
+"""What the stores keep (COMPLIANCE §1.2, §1.3): suppression entries, consent records and sender
+profiles. Addresses are kept as keyed hashes (`address_hash`); the clear address is optional."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "ConsentBasis",
+    "ConsentRecord",
+    "MessageClass",
+    "SenderProfile",
+    "SuppressionEntry",
+    "SuppressionReason",
+    "SuppressionScope",
+]
+
+
+class MessageClass(StrEnum):
+    """COMPLIANCE §1.1."""
+
+    COMMERCIAL = "commercial"
+    TRANSACTIONAL = "transactional"
+    MIXED = "mixed"
+    OTHER = "other"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBE_ONE_CLICK = "unsubscribe_one_click"
+    UNSUBSCRIBE_MAILTO = "unsubscribe_mailto"
+    COMPLAINT_ARF = "complaint_arf"
+    HARD_BOUNCE = "hard_bounce"
+    ERASURE = "erasure"
+    OBJECTION = "objection"
+    MANUAL = "manual"
+
+
+class SuppressionScope(StrEnum):
+    SENDER = "sender"  # no mail of this sender at all
+    LIST = "sender+list"  # no mail of this sender's list `list_id`
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionEntry:
+    address_hash: str
+    sender_id: str
+    scope: SuppressionScope
+    reason: SuppressionReason
+    source: str  # who or what asked: "import:file.csv", "arf", "one-click", an operator
+    received_at: datetime
+    list_id: str | None = None
+    source_message_id: str | None = None
+    address: str | None = None  # kept only where retention allows
+
+
+class ConsentBasis(StrEnum):
+    EXPRESS_OPTIN = "express_optin"
+    CONFIRMED_OPTIN = "confirmed_optin"
+    SOFT_OPTIN_CUSTOMER = "soft_optin_customer"
+    CA_IMPLIED_EBR = "ca_implied_ebr"
+    CA_IMPLIED_PUBLISHED = "ca_implied_published"
+    JP_EXCEPTION = "jp_exception"
+    REQUEST = "request"
+
+    @property
+    def affirmative(self) -> bool:
+        """Prior affirmative consent (15 U.S.C. 7702(1)); explicit consent (PRC 明确同意)."""
+        return self in (
+            ConsentBasis.EXPRESS_OPTIN,
+            ConsentBasis.CONFIRMED_OPTIN,
+            ConsentBasis.REQUEST,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    record_id: str
+    address_hash: str
+    sender_id: str  # the controller
+    scope: tuple[str, ...]  # list ids, or ("*",) for all commercial mail of the sender
+    basis: ConsentBasis
+    jurisdictions: frozenset[str]  # "US", "EU", "CN", ...
+    obtained_at: datetime
+    source: str  # mechanism: form id, IP, user agent
+    evidence_ref: str
+    notice_version: str | None = None
+    affirmative_action: bool = True
+    bundled: bool = False
+    expires_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    product_category: str | None = None  # soft opt-in: what the customer bought
+    address: str | None = None
+
+    def covers(self, list_id: str | None, at: datetime) -> bool:
+        """Valid at `at` for mail of this sender to `list_id`."""
+        if self.withdrawn_at is not None and self.withdrawn_at <= at:
+            return False
+        if self.expires_at is not None and self.expires_at <= at:
+            return False
+        return "*" in self.scope or (list_id is not None and list_id in self.scope)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderProfile:
+    sender_id: str
+    legal_name: str
+    postal_address: str
+    contact: str  # an e-mail address or URL for the recipient to reach the sender
+    verified_domains: tuple[str, ...]
+    default_jurisdiction: str | None = None
+    message_class: MessageClass = MessageClass.COMMERCIAL  # the stream's declared class
+    users: tuple[str, ...] = field(default_factory=tuple)  # SMTP AUTH names of this sender
