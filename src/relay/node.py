@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import ssl
 
 from relay import __version__
+from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.delivery.mx import MxResolver
 from relay.delivery.queue_manager import QueueManager
@@ -14,7 +17,11 @@ from relay.ingest.auth import PasswordAuthenticator
 from relay.ingest.handler import SubmissionHandler
 from relay.ingest.session import SubmissionSession
 from relay.ingest.tls import listener_context
+from relay.policy.checkpoint import Checkpoint
+from relay.policy.engine import PolicyEngine
+from relay.policy.files import load_policies, policy_paths
 from relay.spool.store import Spool
+from relay.stores.sqlite import SqliteStores
 
 __all__ = ["ListenError", "serve"]
 
@@ -28,23 +35,42 @@ class ListenError(OSError):
 async def serve(settings: Settings, source: str) -> None:
     """Run until SIGTERM or SIGINT."""
     tls_context = listener_context(settings, source, generate=True)
-    spool = Spool(settings.spool_path)
-    await spool.open()
-    queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
-    handler = SubmissionHandler(spool, settings.smtp.hostname, queue.enqueue)
+    engine = PolicyEngine(load_policies(policy_paths(settings.policy.files)))
+    async with contextlib.AsyncExitStack() as stack:
+        spool = Spool(settings.spool_path)
+        await spool.open()
+        stack.push_async_callback(spool.close)
+        stores = SqliteStores.from_settings(settings)
+        await stores.open()
+        stack.push_async_callback(stores.close)
+        audit = AuditLog(settings.audit_path, node=settings.smtp.hostname)
+        await audit.open()
+        stack.push_async_callback(audit.close)
+        checkpoint = Checkpoint(
+            engine, stores, audit, stores.hasher.hash, settings.audit.keep_addresses
+        )
+        queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
+        handler = SubmissionHandler(spool, checkpoint, settings.smtp.hostname, queue.enqueue)
+        await _run(settings, source, handler, queue, tls_context)
+
+
+async def _run(
+    settings: Settings,
+    source: str,
+    handler: SubmissionHandler,
+    queue: QueueManager,
+    tls_context: ssl.SSLContext | None,
+) -> None:
     authenticator = PasswordAuthenticator(settings.smtp.users)
     listen = settings.smtp.listen
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: SubmissionSession(
-                handler, settings.smtp, handler.submit, tls_context, authenticator
-            ),
+            lambda: SubmissionSession(handler, settings.smtp, tls_context, authenticator),
             host=listen.host,
             port=listen.port,
         )
     except OSError as exc:
-        await spool.close()
         raise ListenError(
             exc.errno, f"cannot listen on {listen} ([smtp] listen): {exc.strerror}"
         ) from None
@@ -66,5 +92,4 @@ async def serve(settings: Settings, source: str) -> None:
         server.close()
         await server.wait_closed()
         await queue.stop()
-        await spool.close()
         log.info("relay stopped")

@@ -160,7 +160,9 @@ def test_port_in_use_is_reported_without_traceback(tmp_path):
         try:
             assert wait_for_port("127.0.0.1", port)
             second = run_relay(
-                "serve", cwd=tmp_path, env={"RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"}
+                "serve",
+                cwd=tmp_path,
+                env={"RELAY_SMTP__LISTEN": f"127.0.0.1:{port}", "RELAY_STATE_DIR": "second"},
             )
         finally:
             first.terminate()
@@ -195,3 +197,23 @@ def test_shipped_example_configuration_is_valid(tmp_path):
     result = run_relay("check-config", "--config", str(example), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{example}: configuration OK" in result.stdout
+
+
+def test_second_process_on_the_same_state_is_refused(tmp_path):
+    """One audit chain has one writer: a second relay on the same state directory stops."""
+    port = free_port()
+    with subprocess.Popen(
+        [*RELAY, "serve"],
+        cwd=tmp_path,
+        env={**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"},
+        stderr=subprocess.DEVNULL,
+    ) as first:
+        try:
+            assert wait_for_port("127.0.0.1", port)
+            second = run_relay("serve", cwd=tmp_path, env={"RELAY_SMTP__LISTEN": "127.0.0.1:1"})
+        finally:
+            first.terminate()
+            first.wait(timeout=20)
+    assert second.returncode == 1
+    assert "another process is appending to this audit log" in second.stderr
+    assert "Traceback" not in second.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = ["AuditEvent"]
@@ -33,3 +33,6 @@ class AuditEvent:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def updated(self, **changes: Any) -> AuditEvent:
+        return replace(self, **changes)

@@ -11,10 +11,11 @@ import click
 
 from relay import __version__
 from relay.config import Settings, load_settings
-from relay.errors import ConfigError, SpoolError
+from relay.errors import AuditError, ConfigError, SpoolError, StoreUnavailable
 from relay.ingest.auth import hash_password
 from relay.ingest.tls import listener_context
 from relay.node import ListenError, serve
+from relay.policy.files import load_policies, policy_paths
 
 __all__ = ["main"]
 
@@ -67,7 +68,7 @@ def serve_command(config_path: Path | None, log_level: str) -> None:
         for problem in exc.problems:
             click.echo(problem, err=True)
         sys.exit(CONFIG_ERROR_EXIT)
-    except (ListenError, SpoolError) as exc:
+    except (ListenError, SpoolError, StoreUnavailable, AuditError) as exc:
         click.echo(f"relay: {exc}", err=True)
         sys.exit(1)
 
@@ -79,6 +80,7 @@ def check_config_command(config_path: Path | None) -> None:
     settings, source = _load(config_path)
     try:
         listener_context(settings, source, generate=False)
+        load_policies(policy_paths(settings.policy.files))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)

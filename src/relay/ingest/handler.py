@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from aiosmtpd.smtp import Session
 
 from relay import replies
 from relay.errors import SpoolError
+from relay.policy.checkpoint import Checkpoint, Transaction
+from relay.replies import Reply
 from relay.spool.records import Envelope
 from relay.spool.store import Spool, new_queue_id
 
@@ -47,12 +50,21 @@ def received_header(session: Session, envelope: Envelope, hostname: str) -> byte
 
 
 class SubmissionHandler:
-    """aiosmtpd handler of the submission listener."""
+    """aiosmtpd handler of the submission listener: asks the policy stage about each
+    transaction, then spools what it accepts."""
 
-    def __init__(self, spool: Spool, hostname: str, on_queued: Callable[[Envelope], None]) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        checkpoint: Checkpoint,
+        hostname: str,
+        on_queued: Callable[[Envelope], None],
+    ) -> None:
         self._spool = spool
+        self._checkpoint = checkpoint
         self._hostname = hostname
         self._on_queued = on_queued
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def handle_EHLO(
         self,
@@ -69,8 +81,42 @@ class SubmissionHandler:
         log.error("ingest: unexpected error, answered 451: %r", error, exc_info=error)
         return str(replies.SPOOL_FAILURE.but("Local error, try again later"))
 
-    async def submit(self, session: Session, smtp_envelope: SmtpEnvelope, content: bytes) -> str:
-        """Spool a complete transaction; the reply says whether it is safe on disk."""
+    async def open_transaction(
+        self, session: Session, envelope: SmtpEnvelope, trusted: bool
+    ) -> Transaction | Reply:
+        return await self._checkpoint.begin(
+            mail_from=envelope.mail_from or "",
+            authenticated_as=session.auth_data if session.authenticated else None,
+            trusted_client=trusted,
+            client_address=session.peer[0] if session.peer else "",
+        )
+
+    async def recipient(self, transaction: Transaction, address: str) -> Reply:
+        return await self._checkpoint.recipient(transaction, address)
+
+    def abandon(self, transaction: Transaction) -> None:
+        """The transaction ended without a message: record its RCPT-time decisions."""
+        if not transaction.pending_audit:
+            return
+        task = asyncio.get_running_loop().create_task(self._checkpoint.flush(transaction))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def submit(
+        self,
+        session: Session,
+        smtp_envelope: SmtpEnvelope,
+        content: bytes,
+        transaction: Transaction,
+    ) -> str:
+        """Decide, record and spool a complete transaction; the reply says whether it is safe
+        on disk. Audit records are durable before the reply."""
+        outcome = await self._checkpoint.message(transaction, content)
+        events = [*transaction.pending_audit, *outcome.events]
+        transaction.pending_audit = []
+        if outcome.refusal is not None:
+            failure = await self._checkpoint.record(events)
+            return str(failure or outcome.refusal)
         envelope = Envelope(
             queue_id=new_queue_id(),
             mail_from=smtp_envelope.mail_from or "",
@@ -81,11 +127,28 @@ class SubmissionHandler:
             client_helo=session.host_name or "",
             auth_user=session.auth_data if session.authenticated else None,
         )
-        stamped = received_header(session, envelope, self._hostname) + content
+        failure = await self._checkpoint.record(
+            [event.updated(queue_id=envelope.queue_id) for event in events]
+        )
+        if failure is not None:
+            return str(failure)
+        stamped = received_header(session, envelope, self._hostname) + outcome.content
         try:
             await self._spool.accept(envelope, stamped)
         except SpoolError as exc:
             log.error("%s: not accepted, answered 451: %s", envelope.queue_id, exc)
+            await self._checkpoint.record(
+                [
+                    event.updated(
+                        queue_id=envelope.queue_id,
+                        action="refuse",
+                        reply=str(replies.SPOOL_FAILURE),
+                        detail=f"not spooled: {exc}",
+                    )
+                    for event in events
+                    if event.action == "accept"
+                ]
+            )
             return str(replies.SPOOL_FAILURE)
         log.info(
             "%s: accepted from=<%s> nrcpt=%d size=%d client=%s%s",

@@ -13,20 +13,19 @@ import collections
 import ipaddress
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP
 
 from relay import replies
 from relay.config.model import SmtpSettings
 from relay.ingest.addresses import AddressError, ParsedPath, parse_parameters, parse_path
+from relay.ingest.handler import SubmissionHandler
+from relay.policy.checkpoint import Transaction
 
-__all__ = ["Submission", "SubmissionSession"]
+__all__ = ["SubmissionSession"]
 
 log = logging.getLogger("relay.ingest")
-
-Submission = Callable[[Session, Envelope, bytes], Awaitable[str]]
 
 _DOT_LINE = b".\r\n"
 _DATA_END = b"\r\n.\r\n"
@@ -42,9 +41,8 @@ class SubmissionSession(SMTP):
 
     def __init__(
         self,
-        handler: Any,
+        handler: SubmissionHandler,
         settings: SmtpSettings,
-        submit: Submission,
         tls_context: ssl.SSLContext | None,
         authenticator: Any,
     ) -> None:
@@ -63,7 +61,8 @@ class SubmissionSession(SMTP):
         # aiosmtpd keeps these limits on the class; give each session its own.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self._settings = settings
-        self._submit = submit
+        self._handler = handler
+        self._transaction: Transaction | None = None
         self._answering_hello = False
         self._trusted = False
 
@@ -81,6 +80,21 @@ class SubmissionSession(SMTP):
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address in network for network in self._settings.trusted_networks)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._abandon_transaction()
+        super().connection_lost(error)
+
+    def _set_rset_state(self) -> None:
+        # RSET, HELO/EHLO and STARTTLS end a transaction without a message.
+        self._abandon_transaction()
+        super()._set_rset_state()
+
+    def _abandon_transaction(self) -> None:
+        if getattr(self, "_transaction", None) is not None:
+            assert self._transaction is not None
+            self._handler.abandon(self._transaction)
+            self._transaction = None
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str) and not self._answering_hello:
@@ -131,7 +145,19 @@ class SubmissionSession(SMTP):
         return path, parameters
 
     async def smtp_MAIL(self, arg: str | None) -> None:
-        await self.push(str(self._mail(arg)))
+        reply = self._mail(arg)
+        if reply is replies.SENDER_OK:
+            assert self.session is not None
+            assert self.envelope is not None
+            opened = await self._handler.open_transaction(
+                self.session, self.envelope, self._trusted
+            )
+            if isinstance(opened, replies.Reply):
+                self.envelope.mail_from = None
+                reply = opened
+            else:
+                self._transaction = opened
+        await self.push(str(reply))
 
     def _mail(self, arg: str | None) -> replies.Reply:
         refusal = self._transaction_refusal()
@@ -164,9 +190,21 @@ class SubmissionSession(SMTP):
         return replies.SENDER_OK
 
     async def smtp_RCPT(self, arg: str | None) -> None:
-        await self.push(str(self._rcpt(arg)))
+        checked = self._rcpt(arg)
+        if isinstance(checked, replies.Reply):
+            await self.push(str(checked))
+            return
+        assert self.envelope is not None
+        assert self._transaction is not None
+        reply = replies.RECIPIENT_OK
+        if checked.address not in self.envelope.rcpt_tos:
+            reply = await self._handler.recipient(self._transaction, checked.address)
+            if reply is replies.RECIPIENT_OK:
+                self.envelope.rcpt_tos.append(checked.address)
+        await self.push(str(reply))
 
-    def _rcpt(self, arg: str | None) -> replies.Reply:
+    def _rcpt(self, arg: str | None) -> replies.Reply | ParsedPath:
+        """The recipient's path when it may be offered to the policy stage, else the refusal."""
         refusal = self._transaction_refusal()
         if refusal is not None:
             return refusal
@@ -183,9 +221,7 @@ class SubmissionSession(SMTP):
             return self._unsupported(parameters)
         if len(self.envelope.rcpt_tos) >= self._settings.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
-        if path.address not in self.envelope.rcpt_tos:
-            self.envelope.rcpt_tos.append(path.address)
-        return replies.RECIPIENT_OK
+        return path
 
     async def smtp_DATA(self, arg: str | None) -> None:
         assert self.session is not None
@@ -201,7 +237,10 @@ class SubmissionSession(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         content, data_refusal = await self._read_data()
         envelope, self.envelope = self.envelope, self._create_envelope()
+        transaction, self._transaction = self._transaction, None
+        assert transaction is not None
         if data_refusal is not None:
+            self._handler.abandon(transaction)
             log.warning(
                 "refused DATA from %s (%s): %s",
                 self.session.peer[0] if self.session.peer else "unknown",
@@ -210,7 +249,7 @@ class SubmissionSession(SMTP):
             )
             await self.push(str(data_refusal))
             return
-        await self.push(await self._submit(self.session, envelope, content))
+        await self.push(await self._handler.submit(self.session, envelope, content, transaction))
 
     async def _read_data(self) -> tuple[bytes, replies.Reply | None]:
         """Read up to <CRLF>.<CRLF>; return (dot-unstuffed content, refusal or None).

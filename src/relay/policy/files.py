@@ -18,7 +18,7 @@ from relay.policy.model import Action
 from relay.policy.rules import RULES
 from relay.replies import Reply
 
-__all__ = ["DEFAULT_POLICY_DIR", "Binding", "Policy", "load_policies"]
+__all__ = ["DEFAULT_POLICY_DIR", "Binding", "Policy", "load_policies", "policy_paths"]
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[3] / "policies"
 
@@ -75,9 +75,9 @@ def _parse_reply(text: str, action: Action) -> Reply:
         raise ValueError(
             f"{text!r} is not an SMTP reply with an enhanced code, e.g. '550 5.7.1 text'"
         )
-    wanted = "4" if action is Action.DEFER else "5"
-    if match.group(1) != wanted:
-        raise ValueError(f"a {action.value} needs a {wanted}xx reply, not {text[:3]}")
+    wanted = {Action.DEFER: "4", Action.WARN: "45"}.get(action, "5")
+    if match.group(1) not in wanted:
+        raise ValueError(f"a {action.value} needs a {wanted[0]}xx reply, not {text[:3]}")
     code = int(match.group(1) + match.group(2))
     status = f"{match.group(3)}.{match.group(4)}.{match.group(5)}"
     return Reply(code, status, match.group(6))
@@ -109,10 +109,10 @@ def _load_one(path: Path) -> Policy:
             problems.append(f"{key}: no rule with this id (known: see relay policy rules)")
             continue
         reply = None
-        if entry.action.refuses:
-            if entry.reply is None:
-                problems.append(f"{key}.reply: required for action {entry.action.value}")
-                continue
+        if entry.action.refuses and entry.reply is None:
+            problems.append(f"{key}.reply: required for action {entry.action.value}")
+            continue
+        if entry.reply is not None:
             try:
                 reply = _parse_reply(entry.reply, entry.action)
             except ValueError as exc:
@@ -158,3 +158,10 @@ def load_policies(paths: list[Path]) -> tuple[Policy, ...]:
     if problems:
         raise ConfigError(problems)
     return tuple(policies)
+
+
+def policy_paths(configured: list[Path] | None) -> list[Path]:
+    """The configured files, or every policy shipped in DEFAULT_POLICY_DIR."""
+    if configured is not None:
+        return configured
+    return sorted(DEFAULT_POLICY_DIR.glob("*.toml"))

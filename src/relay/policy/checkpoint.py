@@ -1,0 +1,359 @@
+"""Where ingest meets the policy stage: gather the facts once (sender profile, suppression,
+consent), run the rules at RCPT and at end of DATA, and write every decision to the audit log.
+
+Order inside a transaction (COMPLIANCE §1.5):
+- MAIL: the sender profile is found from the AUTH name, else from the MAIL FROM domain.
+- RCPT: suppression and consent are looked up; RCPT-stage rules decide the recipient. A recipient
+  whose content rules differ from the first accepted one (other jurisdictions, or affirmative
+  consent where the first had none) gets 452 4.5.3 so the client sends it in its own transaction
+  (RFC 5321 §4.5.3.1.10). A store that cannot answer gives 451 4.3.0: never fail open.
+- DATA: the mailer's declarations (X-Relay-Message-Class, X-Relay-Campaign, X-Relay-Consent-Ref)
+  are read, recorded and stripped; RCPT-stage rules run again with the declared class and list,
+  then DATA-stage rules; one reply covers every recipient.
+- Every verdict, and the acceptance of each recipient, is appended to the audit log and fsync'd
+  before the reply that depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any, Protocol
+
+from relay import __version__, replies
+from relay.audit.records import AuditEvent
+from relay.errors import AuditError, StoreUnavailable
+from relay.policy.context import MessageContext
+from relay.policy.engine import PolicyEngine
+from relay.policy.model import Decision, Stage, Verdict
+from relay.replies import Reply
+from relay.stores.base import Stores
+from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
+
+__all__ = ["AuditSink", "Checkpoint", "MessageOutcome", "Transaction"]
+
+log = logging.getLogger("relay.policy")
+
+CLASS_HEADER = "X-Relay-Message-Class"
+CAMPAIGN_HEADER = "X-Relay-Campaign"
+CONSENT_REF_HEADER = "X-Relay-Consent-Ref"
+_DECLARATION_HEADERS = (CLASS_HEADER, CAMPAIGN_HEADER, CONSENT_REF_HEADER)
+_DECLARATION_LINE = re.compile(
+    rb"^(?:" + b"|".join(h.encode() for h in _DECLARATION_HEADERS) + rb")[ \t]*:",
+    re.IGNORECASE,
+)
+
+STORE_UNAVAILABLE = replies.SPOOL_FAILURE.but(
+    "Policy store unavailable; the recipient cannot be checked now, try again later"
+)
+AUDIT_UNAVAILABLE = replies.SPOOL_FAILURE.but(
+    "Audit log unavailable; the decision cannot be recorded now, try again later"
+)
+DIFFERENT_RULES = replies.TOO_MANY_RECIPIENTS.but(
+    "Recipient needs different content rules; send it in a separate transaction"
+)
+BAD_DECLARATION = Reply(554, "5.6.0", "Bad X-Relay-Message-Class")
+
+
+class AuditSink(Protocol):
+    async def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Recipient:
+    address: str
+    address_hash: str
+    suppression: SuppressionEntry | None
+    consents: tuple[ConsentRecord, ...]
+    jurisdictions: frozenset[str]
+
+
+@dataclass(slots=True)
+class Transaction:
+    """What the policy stage knows about one SMTP transaction."""
+
+    mail_from: str
+    authenticated_as: str | None
+    trusted_client: bool
+    client_address: str
+    sender: SenderProfile | None
+    recipients: list[_Recipient] = field(default_factory=list)
+    content_key: tuple[frozenset[str], bool] | None = None
+    pending_audit: list[AuditEvent] = field(default_factory=list)
+
+    @property
+    def stream_class(self) -> MessageClass:
+        return self.sender.message_class if self.sender else MessageClass.COMMERCIAL
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """The end-of-data decision: a refusal reply, or the content to spool (declarations
+    stripped) and the audit events to write with the queue id once it is known."""
+
+    refusal: Reply | None
+    content: bytes
+    events: tuple[AuditEvent, ...]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _strip_declarations(content: bytes) -> bytes:
+    """Remove the X-Relay-* header fields (with their folded lines) from the header section."""
+    end = content.find(b"\r\n\r\n")
+    header, body = (content, b"") if end < 0 else (content[: end + 2], content[end + 2 :])
+    kept: list[bytes] = []
+    dropping = False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = bool(_DECLARATION_LINE.match(line))
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + body
+
+
+def _header(message: EmailMessage, name: str) -> str | None:
+    try:
+        value = message.get(name)
+    except Exception:  # the email package raises many kinds of error on broken headers
+        return None
+    return None if value is None else " ".join(str(value).split())
+
+
+class Checkpoint:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        stores: Stores,
+        audit: AuditSink,
+        hash_address: Callable[[str], str],
+        keep_addresses: bool,
+    ) -> None:
+        self._engine = engine
+        self._stores = stores
+        self._audit = audit
+        self._hash = hash_address
+        self._keep_addresses = keep_addresses
+
+    # -- MAIL -------------------------------------------------------------------------------
+
+    async def begin(
+        self,
+        mail_from: str,
+        authenticated_as: str | None,
+        trusted_client: bool,
+        client_address: str,
+    ) -> Transaction | Reply:
+        try:
+            sender = None
+            if authenticated_as is not None:
+                sender = await self._stores.sender_for_user(authenticated_as)
+            if sender is None and mail_from:
+                sender = await self._stores.sender_for_domain(mail_from.rpartition("@")[2])
+        except StoreUnavailable as exc:
+            log.error("sender profile lookup for <%s> failed: %s", mail_from, exc)
+            return STORE_UNAVAILABLE
+        return Transaction(mail_from, authenticated_as, trusted_client, client_address, sender)
+
+    # -- RCPT -------------------------------------------------------------------------------
+
+    async def recipient(self, transaction: Transaction, address: str) -> Reply:
+        """Decide one recipient; on acceptance it joins the transaction."""
+        sender_id = transaction.sender.sender_id if transaction.sender else ""
+        address_hash = self._hash(address)
+        try:
+            suppression = await self._stores.suppression_for(address, sender_id, None)
+            consents = tuple(await self._stores.consents_for(address, sender_id))
+        except StoreUnavailable as exc:
+            log.error("store lookup for <%s> failed, answered 451: %s", address, exc)
+            transaction.pending_audit.append(
+                self._event(transaction, Stage.RCPT, address, address_hash, "refuse").updated(
+                    reply=str(STORE_UNAVAILABLE), detail=str(exc)
+                )
+            )
+            return STORE_UNAVAILABLE
+        jurisdictions = self._engine.jurisdictions(address, consents, transaction.sender)
+        candidate = _Recipient(address, address_hash, suppression, consents, jurisdictions)
+        context = self._context(transaction, candidate, transaction.stream_class, None)
+        decision = self._engine.evaluate(Stage.RCPT, context)
+        refusal = decision.refusal
+        events = self._verdict_events(transaction, Stage.RCPT, candidate, decision)
+        if refusal is not None:
+            assert refusal.reply is not None
+            transaction.pending_audit.extend(events)
+            return refusal.reply
+        key = (jurisdictions, any(r.basis.affirmative for r in context.valid_consents()))
+        if transaction.content_key is not None and key != transaction.content_key:
+            transaction.pending_audit.extend(events)
+            transaction.pending_audit.append(
+                self._event(transaction, Stage.RCPT, address, address_hash, "defer").updated(
+                    reply=str(DIFFERENT_RULES),
+                    detail="content rules differ from the first accepted recipient",
+                    inputs={"jurisdictions": sorted(jurisdictions)},
+                )
+            )
+            return DIFFERENT_RULES
+        transaction.content_key = key
+        transaction.recipients.append(candidate)
+        transaction.pending_audit.extend(events)
+        return replies.RECIPIENT_OK
+
+    # -- DATA -------------------------------------------------------------------------------
+
+    async def message(self, transaction: Transaction, content: bytes) -> MessageOutcome:
+        message = BytesParser(policy=email_policy.default).parsebytes(content)
+        assert isinstance(message, EmailMessage)
+        declared_class = _header(message, CLASS_HEADER)
+        list_id = _header(message, CAMPAIGN_HEADER)
+        consent_ref = _header(message, CONSENT_REF_HEADER)
+        declarations = {
+            "declared_class": declared_class,
+            "campaign": list_id,
+            "consent_ref": consent_ref,
+            "message_id": _header(message, "Message-ID"),
+        }
+        if declared_class is not None and declared_class.lower() not in set(MessageClass):
+            allowed = ", ".join(MessageClass)
+            bad = BAD_DECLARATION.but(f"{CLASS_HEADER} must be one of: {allowed}")
+            return MessageOutcome(bad, content, ())
+        message_class = (
+            MessageClass(declared_class.lower()) if declared_class else transaction.stream_class
+        )
+        sender_id = transaction.sender.sender_id if transaction.sender else ""
+        decision = Decision()
+        events: list[AuditEvent] = []
+        for recipient in transaction.recipients:
+            if list_id is not None:
+                try:
+                    suppression = await self._stores.suppression_for(
+                        recipient.address, sender_id, list_id
+                    )
+                except StoreUnavailable as exc:
+                    log.error("store lookup for <%s> failed, answered 451: %s", recipient, exc)
+                    return MessageOutcome(STORE_UNAVAILABLE, content, ())
+                recipient = replace(recipient, suppression=suppression)
+            context = self._context(transaction, recipient, message_class, list_id)
+            context = replace(context, message=message, raw=content)
+            again = self._engine.evaluate(Stage.RCPT, context)
+            verdicts = self._engine.evaluate(Stage.DATA, context) + again
+            decision += verdicts
+            events.extend(self._verdict_events(transaction, Stage.DATA, recipient, verdicts))
+        refusal = decision.refusal
+        message_id = declarations["message_id"]
+        events = [event.updated(message_id=message_id) for event in events]
+        if refusal is None:
+            inputs: dict[str, Any] = {k: v for k, v in declarations.items() if v is not None}
+            inputs["message_class"] = message_class.value
+            for recipient in transaction.recipients:
+                accepted = self._event(
+                    transaction, Stage.DATA, recipient.address, recipient.address_hash, "accept"
+                )
+                events.append(
+                    accepted.updated(
+                        message_id=message_id,
+                        inputs=inputs
+                        | {
+                            "jurisdictions": sorted(recipient.jurisdictions),
+                            "consent_records": [r.record_id for r in recipient.consents],
+                        },
+                    )
+                )
+        return MessageOutcome(
+            refusal.reply if refusal else None,
+            _strip_declarations(content),
+            tuple(events),
+        )
+
+    async def record(self, events: Sequence[AuditEvent]) -> Reply | None:
+        """Append to the audit log; a failure is the reply to send instead of going on."""
+        try:
+            await self._audit.append(events)
+        except AuditError as exc:
+            log.error("audit log append failed, answered 451: %s", exc)
+            return AUDIT_UNAVAILABLE
+        return None
+
+    async def flush(self, transaction: Transaction) -> None:
+        """Write the RCPT-time decisions of a transaction that ends without a message."""
+        if transaction.pending_audit:
+            events, transaction.pending_audit = transaction.pending_audit, []
+            await self.record(events)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _context(
+        self,
+        transaction: Transaction,
+        recipient: _Recipient,
+        message_class: MessageClass,
+        list_id: str | None,
+    ) -> MessageContext:
+        return MessageContext(
+            now=_now(),
+            mail_from=transaction.mail_from,
+            recipient=recipient.address,
+            jurisdictions=recipient.jurisdictions,
+            message_class=message_class,
+            authenticated_as=transaction.authenticated_as,
+            trusted_client=transaction.trusted_client,
+            sender=transaction.sender,
+            list_id=list_id,
+            suppression=recipient.suppression,
+            consents=recipient.consents,
+        )
+
+    def _event(
+        self,
+        transaction: Transaction,
+        stage: Stage,
+        address: str,
+        address_hash: str,
+        action: str,
+    ) -> AuditEvent:
+        return AuditEvent(
+            time=_now().isoformat(),
+            stage=stage.value,
+            action=action,
+            mail_from=transaction.mail_from,
+            recipient_hash=address_hash,
+            recipient=address if self._keep_addresses else None,
+            sender_id=transaction.sender.sender_id if transaction.sender else None,
+            relay_version=__version__,
+        )
+
+    def _verdict_events(
+        self,
+        transaction: Transaction,
+        stage: Stage,
+        recipient: _Recipient,
+        decision: Decision,
+    ) -> list[AuditEvent]:
+        refusal = decision.refusal
+        return [
+            self._event(
+                transaction, stage, recipient.address, recipient.address_hash, verdict.action.value
+            ).updated(**_verdict_fields(verdict, refusal))
+            for verdict in decision.verdicts
+        ]
+
+
+def _verdict_fields(verdict: Verdict, refusal: Verdict | None) -> dict[str, Any]:
+    return {
+        "rule_id": verdict.rule_id,
+        "citation": verdict.citation,
+        "policy": verdict.policy,
+        "detail": verdict.detail,
+        "inputs": dict(verdict.inputs),
+        "reply": str(verdict.reply) if verdict is refusal and verdict.reply else None,
+    }

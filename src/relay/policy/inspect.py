@@ -1,0 +1,337 @@
+"""Reading a message for the content rules: decoded headers and addresses, the text parts a
+reader sees (text/plain, and the visible text and links of text/html), List-Unsubscribe URIs,
+and the words that mark an opt-out notice, a privacy notice or an advertisement.
+
+Every function tolerates malformed mail: a header or part that cannot be decoded reads as
+absent (or with replacement characters), never as an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
+from html.parser import HTMLParser
+
+from relay.policy.context import MessageContext
+from relay.policy.model import Finding
+
+__all__ = [
+    "ONE_CLICK",
+    "Link",
+    "TextPart",
+    "addresses",
+    "domain_of",
+    "find_marker",
+    "header",
+    "header_values",
+    "list_unsubscribe",
+    "mentions_privacy",
+    "mentions_unsubscribe",
+    "no_sender",
+    "normalise",
+    "one_click",
+    "says_unsubscribe",
+    "text_parts",
+    "within",
+]
+
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1: the only valid List-Unsubscribe-Post
+
+# Opt-out wording in the languages of the jurisdictions relay serves; matched case-folded.
+UNSUBSCRIBE_WORDS = (
+    "unsubscribe", "opt out", "opt-out", "optout", "opt_out", "abmelden", "abbestellen",
+    "désabonner", "desabonner", "désinscri", "desinscri", "darse de baja", "darte de baja",
+    "cancelar suscripción", "disiscriviti", "uitschrijven", "afmelden", "wypisz", "退订",
+    "取消订阅", "退訂", "拒收", "拒绝接收", "配信停止",
+)  # fmt: skip
+PRIVACY_WORDS = (
+    "privacy", "datenschutz", "confidentialité", "données personnelles", "privacidad",
+    "protección de datos", "riservatezza", "privacybeleid", "prywatności", "隐私", "個人情報",
+)  # fmt: skip
+
+_MAX_PARTS = 200
+_MAX_DEPTH = 20
+_URL = re.compile(r"(?:https?://|mailto:)[^\s<>\"')\]]+", re.IGNORECASE)
+_ANGLE = re.compile(r"<([^<>]*)>")
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def header_values(message: Message | None, name: str) -> list[str]:
+    """Every value of header `name`, RFC 2047-decoded; undecodable values fall back to the
+    raw text."""
+    if message is None:
+        return []
+    try:
+        values = message.get_all(name) or []
+    except Exception:
+        values = [value for key, value in _raw_items(message) if key.lower() == name.lower()]
+    return [_as_text(value) for value in values]
+
+
+def header(message: Message | None, name: str) -> str | None:
+    """The first value of header `name`, decoded and stripped; None when absent."""
+    values = header_values(message, name)
+    return values[0].strip() if values else None
+
+
+def _raw_items(message: Message) -> list[tuple[str, str]]:
+    try:
+        return [(str(key), str(value)) for key, value in message.raw_items()]
+    except Exception:
+        return []
+
+
+def _as_text(value: object) -> str:
+    try:
+        text = str(value)
+        if type(value) is str and "=?" in text:  # a raw (compat32) value: decode RFC 2047
+            text = str(make_header(decode_header(text)))
+    except Exception:
+        text = value if isinstance(value, str) else ""
+    try:  # undecodable 8-bit bytes arrive as surrogate escapes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def addresses(message: Message | None, name: str) -> list[str]:
+    """The addr-specs of an address header (From, Reply-To, ...), lower-cased."""
+    values = header_values(message, name)
+    try:
+        pairs = getaddresses(values)
+    except Exception:
+        return []
+    return [address.strip().lower() for _, address in pairs if address.strip()]
+
+
+def domain_of(address: str) -> str:
+    """The domain of an address, lower-cased, without brackets or a trailing dot."""
+    return address.strip().strip("<>").rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def within(domain: str, domains: Iterable[str], subdomains: bool = False) -> bool:
+    """`domain` is one of `domains` (or, with `subdomains`, below one of them)."""
+    domain = domain.lower().rstrip(".")
+    for candidate in domains:
+        candidate = candidate.lower().rstrip(".")
+        if domain == candidate or (subdomains and domain.endswith("." + candidate)):
+            return True
+    return False
+
+
+def list_unsubscribe(message: Message | None) -> list[str]:
+    """The URIs of List-Unsubscribe (RFC 2369 §3.2: each in angle brackets)."""
+    found: list[str] = []
+    for value in header_values(message, "List-Unsubscribe"):
+        found.extend(re.sub(r"\s+", "", uri) for uri in _ANGLE.findall(value))
+    return found
+
+
+def one_click(message: Message | None) -> bool:
+    """RFC 8058: an https List-Unsubscribe URI and `List-Unsubscribe-Post: List-Unsubscribe=
+    One-Click`."""
+    https = any(uri.lower().startswith("https://") for uri in list_unsubscribe(message))
+    posts = [value.strip() for value in header_values(message, "List-Unsubscribe-Post")]
+    return https and ONE_CLICK in posts
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    href: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """What a reader sees of one body part: its text and its links."""
+
+    content_type: str  # text/plain or text/html
+    text: str
+    links: tuple[Link, ...]
+
+
+class _VisibleText(HTMLParser):
+    _HIDDEN = frozenset({"head", "title", "script", "style", "template", "noscript"})
+    _INLINE = frozenset({"a", "b", "i", "u", "em", "strong", "span", "font", "small", "big"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.links: list[Link] = []
+        self._hidden = 0
+        self._href: str | None = None
+        self._link_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self._hidden += 1
+        elif tag == "a":
+            self._close_link()
+            self._href = next((value or "" for key, value in attrs if key == "href"), None)
+            self._link_text = []
+        if tag not in self._INLINE:
+            self.chunks.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag == "a":
+            self._close_link()
+        if tag not in self._INLINE:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if self._hidden:
+            return
+        self.chunks.append(data)
+        if self._href is not None:
+            self._link_text.append(data)
+
+    def _close_link(self) -> None:
+        if self._href is not None:
+            self.links.append(Link(self._href.strip(), " ".join(self._link_text).strip()))
+        self._href = None
+
+    def close(self) -> None:
+        super().close()
+        self._close_link()
+
+
+def _html_part(html: str) -> TextPart:
+    parser = _VisibleText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient; this is only a last guard
+        pass
+    text = "".join(parser.chunks)
+    links = [*parser.links, *(Link(url, "") for url in _URL.findall(text))]
+    return TextPart("text/html", text, tuple(links))
+
+
+def _content(part: Message) -> str:
+    try:
+        if isinstance(part, EmailMessage):
+            content = part.get_content()
+            if isinstance(content, str):
+                return content
+    except Exception:
+        pass
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    if not isinstance(payload, bytes):
+        return ""
+    charset = "utf-8"
+    try:
+        charset = part.get_content_charset() or "utf-8"
+        return payload.decode(charset, "replace")
+    except Exception:
+        return payload.decode("utf-8", "replace")
+
+
+def _body_parts(message: Message) -> Iterable[Message]:
+    """Leaf parts that form the body: not attachments, not attached messages."""
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    seen = 0
+    while stack and seen < _MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        try:
+            if part is not message and part.get_content_disposition() == "attachment":
+                continue
+            if part.is_multipart():
+                if depth < _MAX_DEPTH and part.get_content_maintype() == "multipart":
+                    children = part.get_payload()
+                    if isinstance(children, list):
+                        stack.extend(
+                            (child, depth + 1)
+                            for child in reversed(children)
+                            if isinstance(child, Message)
+                        )
+                continue
+        except Exception:
+            continue
+        yield part
+
+
+def text_parts(message: Message | None) -> list[TextPart]:
+    """The text/plain and text/html parts of the body, in order."""
+    if message is None:
+        return []
+    found: list[TextPart] = []
+    for part in _body_parts(message):
+        try:
+            content_type = part.get_content_type()
+        except Exception:
+            continue
+        if content_type == "text/plain":
+            text = _content(part)
+            links = tuple(Link(url, "") for url in _URL.findall(text))
+            found.append(TextPart(content_type, text, links))
+        elif content_type == "text/html":
+            found.append(_html_part(_content(part)))
+    return found
+
+
+def normalise(text: str) -> str:
+    """Case-folded, with runs of whitespace and commas as one space: for finding an address or a
+    name in a body however it was wrapped."""
+    return _SEPARATORS.sub(" ", text.casefold()).strip()
+
+
+def _mentions(text: str, words: Iterable[str]) -> bool:
+    folded = text.casefold()
+    return any(word in folded for word in words)
+
+
+def says_unsubscribe(text: str) -> bool:
+    """The text (a line, a link's address or its words) speaks of opting out."""
+    return _mentions(text, UNSUBSCRIBE_WORDS)
+
+
+def mentions_unsubscribe(part: TextPart, link_required: bool = False) -> bool:
+    """The part tells the reader how to opt out: an unsubscribe link (by its address or its
+    text), or, unless `link_required`, opt-out wording in its text."""
+    for link in part.links:
+        if _mentions(link.href, UNSUBSCRIBE_WORDS) or _mentions(link.text, UNSUBSCRIBE_WORDS):
+            return True
+    return not link_required and _mentions(part.text, UNSUBSCRIBE_WORDS)
+
+
+def mentions_privacy(part: TextPart) -> bool:
+    """The part links to a privacy notice (by the link's address or text)."""
+    return any(
+        _mentions(link.href, PRIVACY_WORDS) or _mentions(link.text, PRIVACY_WORDS)
+        for link in part.links
+    )
+
+
+def find_marker(texts: Iterable[str], markers: Iterable[str]) -> str | None:
+    """The first marker (such as "Ad:" or "Advertisement") found in any text, case-folded; a
+    marker that begins or ends with a letter must not be part of a longer word."""
+    patterns = [(marker, _marker_pattern(marker)) for marker in markers if marker]
+    for text in texts:
+        for marker, pattern in patterns:
+            if pattern.search(text):
+                return marker
+    return None
+
+
+def _marker_pattern(marker: str) -> re.Pattern[str]:
+    before = r"(?<!\w)" if marker[0].isalnum() else ""
+    after = r"(?!\w)" if marker[-1].isalnum() else ""
+    return re.compile(before + re.escape(marker) + after, re.IGNORECASE)
+
+
+def no_sender(context: MessageContext) -> Finding:
+    """The finding of an identity rule that has no sender profile to compare the message with."""
+    return Finding(
+        "no sender profile for this message: cannot check who sends it",
+        {"authenticated_as": context.authenticated_as, "mail_from": context.mail_from},
+    )

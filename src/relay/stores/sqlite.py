@@ -1,0 +1,529 @@
+"""The SQLite store backend: suppressions, consent records and sender profiles in one file (WAL).
+
+Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresses only when
+`keep_addresses` is set):
+
+    suppressions     (address_hash, sender_id, list_key) primary key; list_key is '' for a
+                     sender-wide entry and the list id for a sender+list entry
+    consents         record_id primary key; index (address_hash, sender_id, obtained_at)
+    senders          sender_id primary key; domains and users as JSON arrays
+    sender_users     SMTP AUTH name -> sender_id (primary key: one sender per name)
+    sender_domains   verified From domain -> sender_id (primary key: one sender per domain)
+
+Every lookup at RCPT is one indexed point query on one long-lived connection. Writes go through a
+second connection, one transaction each under a lock, so a large import never makes RCPT lookups
+wait behind it (WAL readers do not block on the writer) and a lookup never sees half an import.
+Datetimes are stored as UTC ISO 8601 text with microseconds, which sorts in time order.
+sqlite3 errors become StoreUnavailable in `_boundary`, the one place where that happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from relay.config.model import Settings
+from relay.errors import StoreConflict, StoreUnavailable
+from relay.stores.hashing import AddressHasher, load_or_create_key
+from relay.stores.models import (
+    ConsentBasis,
+    ConsentRecord,
+    MessageClass,
+    SenderProfile,
+    SuppressionEntry,
+    SuppressionReason,
+    SuppressionScope,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteStores"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppressions (
+    address_hash BLOB NOT NULL,
+    sender_id TEXT NOT NULL,
+    list_key TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    list_id TEXT,
+    source_message_id TEXT,
+    address TEXT,
+    PRIMARY KEY (address_hash, sender_id, list_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consents (
+    record_id TEXT PRIMARY KEY,
+    address_hash BLOB NOT NULL,
+    sender_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    basis TEXT NOT NULL,
+    jurisdictions TEXT NOT NULL,
+    obtained_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    evidence_ref TEXT NOT NULL,
+    notice_version TEXT,
+    affirmative_action INTEGER NOT NULL,
+    bundled INTEGER NOT NULL,
+    expires_at TEXT,
+    withdrawn_at TEXT,
+    product_category TEXT,
+    address TEXT
+);
+CREATE INDEX IF NOT EXISTS consents_by_recipient
+    ON consents (address_hash, sender_id, obtained_at);
+CREATE TABLE IF NOT EXISTS senders (
+    sender_id TEXT PRIMARY KEY,
+    legal_name TEXT NOT NULL,
+    postal_address TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    verified_domains TEXT NOT NULL,
+    default_jurisdiction TEXT,
+    message_class TEXT NOT NULL,
+    users TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sender_users (
+    user TEXT PRIMARY KEY,
+    sender_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sender_domains (
+    domain TEXT PRIMARY KEY,
+    sender_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sender_users_by_sender ON sender_users (sender_id);
+CREATE INDEX IF NOT EXISTS sender_domains_by_sender ON sender_domains (sender_id);
+"""
+
+_SUPPRESSION_COLUMNS = (
+    "address_hash, sender_id, scope, reason, source, received_at, list_id, source_message_id,"
+    " address"
+)
+_CONSENT_COLUMNS = (
+    "record_id, address_hash, sender_id, scope, basis, jurisdictions, obtained_at, source,"
+    " evidence_ref, notice_version, affirmative_action, bundled, expires_at, withdrawn_at,"
+    " product_category, address"
+)
+_SENDER_COLUMNS = (
+    "sender_id, legal_name, postal_address, contact, verified_domains, default_jurisdiction,"
+    " message_class, users"
+)
+
+_CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
+
+
+def _domain_key(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
+
+
+def _to_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r}: the stores keep timezone-aware datetimes only")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _optional_text(moment: datetime | None) -> str | None:
+    return None if moment is None else _to_text(moment)
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _optional_datetime(text: str | None) -> datetime | None:
+    return None if text is None else _from_text(text)
+
+
+class SqliteStores:
+    """The Stores protocol on one SQLite file. Use from one event loop; `open` before use."""
+
+    def __init__(self, path: Path, hasher: AddressHasher, keep_addresses: bool) -> None:
+        self.path = path
+        self.hasher = hasher
+        self.keep_addresses = keep_addresses
+        self._reader: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteStores:
+        """Stores at settings.stores_path, keyed from settings.hmac_key_path (created on first
+        use); raises ConfigError when the key file is unusable."""
+        hasher = AddressHasher(load_or_create_key(settings.hmac_key_path))
+        return cls(settings.stores_path, hasher, settings.audit.keep_addresses)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async with self._boundary("open the stores"):
+            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            try:
+                self._writer = await self._connect()
+                await self._create_schema(self._writer)
+                self._reader = await self._connect()
+            except BaseException:
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):  # nothing left to protect
+                    await db.close()
+        self._reader = self._writer = None
+
+    async def __aenter__(self) -> SqliteStores:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
+        try:
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA temp_store=MEMORY",
+                "PRAGMA cache_size=-65536",  # KiB: keeps the upper index levels in memory
+            ):
+                await db.execute(pragma)
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def _create_schema(self, db: aiosqlite.Connection) -> None:
+        ((version,),) = await db.execute_fetchall("PRAGMA user_version")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"{self.path}: store schema version {version} is newer than this relay"
+                f" understands ({SCHEMA_VERSION})"
+            )
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            await db.execute("COMMIT")
+        except BaseException:
+            await _roll_back(db)
+            raise
+
+    @asynccontextmanager
+    async def _boundary(self, doing: str) -> AsyncIterator[None]:
+        """Where sqlite3 and file-system errors become StoreUnavailable."""
+        try:
+            yield
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            # ValueError: a closed connection (aiosqlite) or a stored value that no longer
+            # parses (a damaged row); either way the store cannot answer.
+            raise StoreUnavailable(f"{self.path}: cannot {doing}: {exc}") from exc
+
+    def _read_db(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreUnavailable(f"{self.path}: the stores are not open")
+        return self._reader
+
+    @asynccontextmanager
+    async def _transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection: committed when the block ends,
+        rolled back when it raises."""
+        async with self._boundary(doing), self._write_lock:
+            db = self._writer
+            if db is None:
+                raise StoreUnavailable(f"{self.path}: the stores are not open")
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                await _roll_back(db)
+                raise
+
+    # -- lookups at RCPT ---------------------------------------------------------------------
+
+    async def suppression_for(
+        self, address: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        key = self.hasher.digest(address)
+        async with self._boundary("look up a suppression"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions"
+                " WHERE address_hash = ? AND sender_id = ? AND list_key IN ('', ?)"
+                " ORDER BY list_key LIMIT 1",  # '' (sender-wide) sorts first
+                (key, sender_id, list_id or ""),
+            )
+            for row in rows:
+                return self._suppression(tuple(row))
+        return None
+
+    async def consents_for(self, address: str, sender_id: str) -> list[ConsentRecord]:
+        key = self.hasher.digest(address)
+        async with self._boundary("look up consent records"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_CONSENT_COLUMNS} FROM consents"
+                " WHERE address_hash = ? AND sender_id = ?"
+                " ORDER BY obtained_at DESC, record_id DESC",
+                (key, sender_id),
+            )
+            return [self._consent(tuple(row)) for row in rows]
+
+    async def sender_for_user(self, user: str) -> SenderProfile | None:
+        return await self._sender_by(
+            f"SELECT {_SENDER_COLUMNS} FROM sender_users JOIN senders USING (sender_id)"
+            " WHERE user = ?",
+            user,
+        )
+
+    async def sender_for_domain(self, domain: str) -> SenderProfile | None:
+        return await self._sender_by(
+            f"SELECT {_SENDER_COLUMNS} FROM sender_domains JOIN senders USING (sender_id)"
+            " WHERE domain = ?",
+            _domain_key(domain),
+        )
+
+    async def sender(self, sender_id: str) -> SenderProfile | None:
+        """The profile of `sender_id`, if there is one."""
+        return await self._sender_by(
+            f"SELECT {_SENDER_COLUMNS} FROM senders WHERE sender_id = ?", sender_id
+        )
+
+    async def _sender_by(self, query: str, value: str) -> SenderProfile | None:
+        async with self._boundary("look up a sender profile"):
+            rows = await self._read_db().execute_fetchall(query, (value,))
+            for row in rows:
+                return self._sender(tuple(row))
+        return None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
+        rows = [self._suppression_row(entry) for entry in entries]
+        async with self._transaction("add suppressions") as db:
+            cursor = await db.executemany(
+                f"INSERT OR IGNORE INTO suppressions (list_key, {_SUPPRESSION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            added = cursor.rowcount
+        return max(added, 0)
+
+    async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
+        rows = [self._consent_row(record) for record in records]
+        ids = [str(row[0]) for row in rows]
+        duplicates = sorted(record_id for record_id, n in Counter(ids).items() if n > 1)
+        if duplicates:
+            raise StoreConflict(f"consent record id(s) given twice: {_some(duplicates)}")
+        async with self._transaction("add consent records") as db:
+            present: list[str] = []
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                found = await db.execute_fetchall(
+                    "SELECT record_id FROM consents WHERE record_id IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                present.extend(str(row[0]) for row in found)
+            if present:
+                raise StoreConflict(
+                    "consent records are immutable; record id(s) already stored:"
+                    f" {_some(sorted(present))}"
+                )
+            await db.executemany(
+                f"INSERT INTO consents ({_CONSENT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:
+        profiles = list({profile.sender_id: profile for profile in profiles}.values())
+        async with self._transaction("store sender profiles") as db:
+            # Release the names and domains of every profile being replaced first, so that a
+            # batch may move a domain from one sender to another.
+            await db.executemany(
+                "DELETE FROM sender_users WHERE sender_id = ?",
+                [(profile.sender_id,) for profile in profiles],
+            )
+            await db.executemany(
+                "DELETE FROM sender_domains WHERE sender_id = ?",
+                [(profile.sender_id,) for profile in profiles],
+            )
+            await db.executemany(
+                f"INSERT OR REPLACE INTO senders ({_SENDER_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._sender_row(profile) for profile in profiles],
+            )
+            for profile in profiles:
+                await self._claim(db, "sender_users", "user", profile.sender_id, profile.users)
+                await self._claim(
+                    db,
+                    "sender_domains",
+                    "domain",
+                    profile.sender_id,
+                    [_domain_key(domain) for domain in profile.verified_domains],
+                )
+        return len(profiles)
+
+    async def _claim(
+        self,
+        db: aiosqlite.Connection,
+        table: str,
+        column: str,
+        sender_id: str,
+        values: Sequence[str],
+    ) -> None:
+        """Map `values` to `sender_id`; a value another sender holds is a conflict."""
+        for value in dict.fromkeys(values):
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT sender_id FROM {table} WHERE {column} = ?", (value,)
+                )
+            )
+            if rows and rows[0][0] != sender_id:
+                raise StoreConflict(
+                    f"{column} {value!r} of sender {sender_id!r} already belongs to sender"
+                    f" {rows[0][0]!r}"
+                )
+            await db.execute(
+                f"INSERT OR IGNORE INTO {table} ({column}, sender_id) VALUES (?, ?)",
+                (value, sender_id),
+            )
+
+    # -- rows <-> models ---------------------------------------------------------------------
+
+    def _clear(self, address: str | None) -> str | None:
+        return address if self.keep_addresses else None
+
+    def _suppression_row(self, entry: SuppressionEntry) -> tuple[Any, ...]:
+        if entry.scope is SuppressionScope.LIST:
+            if not entry.list_id:
+                raise ValueError("a sender+list suppression needs a list_id")
+            list_key = entry.list_id
+        else:
+            list_key = ""
+        return (
+            list_key,
+            bytes.fromhex(entry.address_hash),
+            entry.sender_id,
+            entry.scope.value,
+            entry.reason.value,
+            entry.source,
+            _to_text(entry.received_at),
+            entry.list_id,
+            entry.source_message_id,
+            self._clear(entry.address),
+        )
+
+    @staticmethod
+    def _suppression(row: tuple[Any, ...]) -> SuppressionEntry:
+        (key, sender_id, scope, reason, source, received_at, list_id, message_id, address) = row
+        return SuppressionEntry(
+            address_hash=bytes(key).hex(),
+            sender_id=sender_id,
+            scope=SuppressionScope(scope),
+            reason=SuppressionReason(reason),
+            source=source,
+            received_at=_from_text(received_at),
+            list_id=list_id,
+            source_message_id=message_id,
+            address=address,
+        )
+
+    def _consent_row(self, record: ConsentRecord) -> tuple[Any, ...]:
+        return (
+            record.record_id,
+            bytes.fromhex(record.address_hash),
+            record.sender_id,
+            json.dumps(list(record.scope)),
+            record.basis.value,
+            json.dumps(sorted(record.jurisdictions)),
+            _to_text(record.obtained_at),
+            record.source,
+            record.evidence_ref,
+            record.notice_version,
+            int(record.affirmative_action),
+            int(record.bundled),
+            _optional_text(record.expires_at),
+            _optional_text(record.withdrawn_at),
+            record.product_category,
+            self._clear(record.address),
+        )
+
+    @staticmethod
+    def _consent(row: tuple[Any, ...]) -> ConsentRecord:
+        return ConsentRecord(
+            record_id=row[0],
+            address_hash=bytes(row[1]).hex(),
+            sender_id=row[2],
+            scope=tuple(json.loads(row[3])),
+            basis=ConsentBasis(row[4]),
+            jurisdictions=frozenset(json.loads(row[5])),
+            obtained_at=_from_text(row[6]),
+            source=row[7],
+            evidence_ref=row[8],
+            notice_version=row[9],
+            affirmative_action=bool(row[10]),
+            bundled=bool(row[11]),
+            expires_at=_optional_datetime(row[12]),
+            withdrawn_at=_optional_datetime(row[13]),
+            product_category=row[14],
+            address=row[15],
+        )
+
+    @staticmethod
+    def _sender_row(profile: SenderProfile) -> tuple[Any, ...]:
+        return (
+            profile.sender_id,
+            profile.legal_name,
+            profile.postal_address,
+            profile.contact,
+            json.dumps(list(profile.verified_domains)),
+            profile.default_jurisdiction,
+            profile.message_class.value,
+            json.dumps(list(profile.users)),
+        )
+
+    @staticmethod
+    def _sender(row: tuple[Any, ...]) -> SenderProfile:
+        return SenderProfile(
+            sender_id=row[0],
+            legal_name=row[1],
+            postal_address=row[2],
+            contact=row[3],
+            verified_domains=tuple(json.loads(row[4])),
+            default_jurisdiction=row[5],
+            message_class=MessageClass(row[6]),
+            users=tuple(json.loads(row[7])),
+        )
+
+
+async def _roll_back(db: aiosqlite.Connection) -> None:
+    """End a failed transaction (also after a failed COMMIT, which leaves it open) without
+    hiding the error that caused it."""
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await db.execute("ROLLBACK")
+
+
+def _some(values: Sequence[str], shown: int = 5) -> str:
+    text = ", ".join(values[:shown])
+    return text if len(values) <= shown else f"{text} and {len(values) - shown} more"

@@ -1,0 +1,310 @@
+"""Mailbox-provider rules through policies/mailbox-providers.toml (COMPLIANCE §7): for each
+rule, messages that pass and messages that trip it, with the action, citation and reply the
+policy file binds; and the MIME corpus runs through every DATA rule without raising."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from relay.policy.model import Stage
+from relay.stores.models import MessageClass
+from tests.policy.builders import (
+    HTML,
+    evaluate,
+    load_policy,
+    make_context,
+    policy_entry,
+    suppression,
+    verdicts_for,
+)
+from tests.policy.cases import case, run_case
+from tests.support.paths import CORPUS
+
+POLICY = "mailbox-providers.toml"
+# No jurisdiction: the policy applies to every recipient, whatever the consent records say.
+BASE = {"jurisdictions": ()}
+TRANSACTIONAL = MessageClass.TRANSACTIONAL
+
+# What the shipped policy decides for each rule (COMPLIANCE §7 defaults): action and reply.
+EXPECTED = {
+    "MBP-UNSUB-48H": ("reject", "550 5.7.1"),
+    "MBP-ONECLICK": ("fix", "550 5.7.1"),
+    "MBP-BODY-UNSUB": ("warn", None),
+    "MBP-FAKE-REPLY": ("warn", None),
+    "MBP-DISPLAY-NAME": ("warn", None),
+    "MBP-HIDDEN-CONTENT": ("warn", None),
+    "MBP-NO-FOREIGN-FROM": ("reject", "550 5.7.1"),
+    "MBP-STREAM-SEPARATION": ("warn", None),
+}
+
+NO_LIST_HEADERS = {"List-Unsubscribe": None, "List-Unsubscribe-Post": None}
+RECEIPT = "Thank you for your order #1234.\n\nTotal: $49.99\nIt ships tomorrow.\n"
+RECEIPT_HEADERS = {**NO_LIST_HEADERS, "Subject": "Your order #1234"}
+UNSUB_ANCHOR = '| <a href="https://shop.example/unsubscribe/t0ken">Unsubscribe</a>'
+MISLEADING = '<a href="https://evil.example/x">https://shop.example/account</a>'
+
+
+def html_with(fragment: str) -> str:
+    return HTML.replace("</body>", f"{fragment}\n</body>")
+
+
+def from_case(trips: bool, name: str, value: str, rule_id: str = "MBP-DISPLAY-NAME", **more):
+    return case(rule_id, trips, name, headers={"From": value}, **more)
+
+
+def subject_case(trips: bool, subject: str, **headers: str):
+    return case("MBP-FAKE-REPLY", trips, repr(subject), headers={"Subject": subject, **headers})
+
+
+def hidden_case(trips: bool, name: str, fragment: str):
+    return case("MBP-HIDDEN-CONTENT", trips, name, html=html_with(fragment))
+
+
+CASES = [
+    case("MBP-UNSUB-48H", False, "not suppressed"),
+    case("MBP-UNSUB-48H", True, "suppressed", suppression=suppression()),
+    case(
+        "MBP-UNSUB-48H",
+        True,
+        "suppressed for this list",
+        suppression=suppression(list_id="newsletter"),
+    ),
+    case(
+        "MBP-UNSUB-48H",
+        False,
+        "transactional mail still goes",
+        suppression=suppression(),
+        message_class=TRANSACTIONAL,
+    ),
+    case("MBP-ONECLICK", False, "https and one-click post"),
+    case(
+        "MBP-ONECLICK",
+        False,
+        "transactional needs none",
+        headers=NO_LIST_HEADERS,
+        message_class=TRANSACTIONAL,
+    ),
+    case("MBP-ONECLICK", True, "no list headers", headers=NO_LIST_HEADERS),
+    case(
+        "MBP-ONECLICK",
+        True,
+        "mailto only",
+        headers={"List-Unsubscribe": "<mailto:u@shop.example>"},
+    ),
+    case("MBP-ONECLICK", True, "no post", headers={"List-Unsubscribe-Post": None}),
+    case(
+        "MBP-ONECLICK",
+        True,
+        "mixed mail, wrong post",
+        headers={"List-Unsubscribe-Post": "One-Click"},
+        message_class=MessageClass.MIXED,
+    ),
+    case("MBP-BODY-UNSUB", False, "link in text and html"),
+    case(
+        "MBP-BODY-UNSUB",
+        False,
+        "plain text, link on the next line",
+        text="Our news.\n\nTo unsubscribe, visit:\nhttps://shop.example/u/t0ken\n",
+        html=None,
+    ),
+    case(
+        "MBP-BODY-UNSUB",
+        False,
+        "transactional needs none",
+        text=RECEIPT,
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+    case("MBP-BODY-UNSUB", True, "html without link", html=HTML.replace(UNSUB_ANCHOR, "")),
+    case("MBP-BODY-UNSUB", True, "text without link", text="Sale!\n", html=None),
+    subject_case(False, "Summer sale"),
+    subject_case(False, "Renewal: 3 days left"),
+    subject_case(False, "Re: your question", **{"In-Reply-To": "<q1@reader.example>"}),
+    subject_case(False, "Fwd: the brochure", References="<q1@reader.example>"),
+    subject_case(True, "Re: your order"),
+    subject_case(True, "FWD: a deal"),
+    subject_case(True, "AW: Angebot"),
+    subject_case(True, "[news] Re[2]: x"),
+    subject_case(True, "回复：优惠"),  # noqa: RUF001
+    case(
+        "MBP-FAKE-REPLY",
+        True,
+        "RFC 2047 encoded",
+        headers={"Subject": "=?utf-8?b?UmU6IHlvdXIgb3JkZXI=?="},
+    ),
+    from_case(False, "plain name", "Shop Example <news@shop.example>"),
+    from_case(False, "own domain", "Shop.Example News <news@shop.example>"),
+    from_case(False, "parenthesised word", '"Shop Example (News)" <news@shop.example>'),
+    from_case(True, "another address", '"security@bank.example" <news@shop.example>'),
+    from_case(True, "gmail.com", '"Shop at gmail.com" <news@shop.example>'),
+    from_case(True, "urgency", "URGENT Shop Example <news@shop.example>"),
+    from_case(True, "emoji", "Shop Example \U0001f389 <news@shop.example>"),
+    from_case(True, "(2)", '"Shop Example (2)" <news@shop.example>'),
+    from_case(True, "(3) as a comment", "Shop Example (3) <news@shop.example>"),
+    case("MBP-HIDDEN-CONTENT", False, "plain html"),
+    hidden_case(
+        False,
+        "hidden pixel without text",
+        '<div style="display:none"><img src="https://t.shop.example/p"></div>',
+    ),
+    hidden_case(
+        False,
+        "link text of the same host",
+        '<a href="https://www.shop.example/a">shop.example/a</a>',
+    ),
+    hidden_case(
+        False,
+        "link text of the parent domain",
+        '<a href="https://click.shop.example/t/1">https://shop.example/a</a>',
+    ),
+    hidden_case(True, "display none", '<div style="display: none !important">cheap pills</div>'),
+    hidden_case(True, "font-size 0", '<p>Hi<span style="font-size:0px">stuffing</span></p>'),
+    hidden_case(
+        True, "visibility hidden", '<table><tr><td style="visibility:hidden">x</td></tr></table>'
+    ),
+    hidden_case(True, "same colour", '<p style="color:#fff;background-color:#FFF">white</p>'),
+    hidden_case(True, "link text shows another host", MISLEADING),
+    from_case(False, "own domain", "Shop <news@shop.example>", "MBP-NO-FOREIGN-FROM"),
+    from_case(
+        False,
+        "transactional from gmail",
+        "Ann <ann@gmail.com>",
+        "MBP-NO-FOREIGN-FROM",
+        message_class=TRANSACTIONAL,
+    ),
+    from_case(True, "gmail.com", "Shop <s@gmail.com>", "MBP-NO-FOREIGN-FROM"),
+    from_case(True, "HOTMAIL.COM", "Shop <shop@HOTMAIL.COM>", "MBP-NO-FOREIGN-FROM"),
+    case(
+        "MBP-NO-FOREIGN-FROM",
+        True,
+        "a listed domain",
+        params={"domains": ["mail.example.org"]},
+        headers={"From": "Shop <s@mail.example.org>"},
+    ),
+    case("MBP-STREAM-SEPARATION", False, "commercial mail may advertise"),
+    case(
+        "MBP-STREAM-SEPARATION",
+        False,
+        "a receipt shows a price",
+        headers=RECEIPT_HEADERS,
+        text=RECEIPT,
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+    case(
+        "MBP-STREAM-SEPARATION",
+        True,
+        "transactional sale",
+        message_class=TRANSACTIONAL,
+    ),
+    case(
+        "MBP-STREAM-SEPARATION",
+        True,
+        "receipt with buy now",
+        headers=RECEIPT_HEADERS,
+        text=RECEIPT + "Buy now: our new range.\n",
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+    case(
+        "MBP-STREAM-SEPARATION",
+        True,
+        "yuan and sale",
+        headers={**NO_LIST_HEADERS, "Subject": "订单"},
+        text="限时 sale：仅需 99元\n",  # noqa: RUF001
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+    case(
+        "MBP-STREAM-SEPARATION",
+        True,
+        "an operator's marker",
+        params={"extra_markers": ["flash deal"]},
+        headers=RECEIPT_HEADERS,
+        text=RECEIPT + "Flash deal inside.\n",
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+    case(
+        "MBP-STREAM-SEPARATION",
+        False,
+        "not a marker by default",
+        headers=RECEIPT_HEADERS,
+        text=RECEIPT + "Flash deal inside.\n",
+        html=None,
+        message_class=TRANSACTIONAL,
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule_id", "trips", "params", "overrides"), CASES)
+def test_rule(rule_id, trips, params, overrides, tmp_path):
+    run_case(POLICY, rule_id, trips, params, overrides, tmp_path, base=BASE)
+
+
+def test_every_bound_rule_has_passing_and_tripping_cases():
+    bound = {binding.rule_id for binding in load_policy(POLICY).bindings}
+    assert bound == set(EXPECTED)
+    for rule_id in bound:
+        assert {param.values[1] for param in CASES if param.values[0] == rule_id} == {True, False}
+
+
+@pytest.mark.parametrize(("rule_id", "expected"), EXPECTED.items())
+def test_policy_binds_the_catalogue_defaults(rule_id, expected):
+    entry = policy_entry(POLICY, rule_id)
+    action, reply = expected
+    assert entry["action"] == action
+    assert entry["why"]
+    if reply is None:
+        assert "reply" not in entry
+    else:
+        assert entry["reply"].startswith(reply + " ")
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+def test_the_default_message_passes_every_rule(stage):
+    decision = evaluate(load_policy(POLICY), stage, make_context(**BASE))
+    assert decision.verdicts == ()
+
+
+def test_a_refusal_carries_the_policy_reply():
+    context = make_context(headers={"From": "Shop <s@gmail.com>"}, **BASE)
+    refusal = evaluate(load_policy(POLICY), Stage.DATA, context).refusal
+    assert refusal is not None
+    assert refusal.rule_id == "MBP-NO-FOREIGN-FROM"
+    assert str(refusal.reply) == policy_entry(POLICY, "MBP-NO-FOREIGN-FROM")["reply"]
+
+
+def test_findings_name_their_inputs():
+    context = make_context(html=html_with(MISLEADING), **BASE)
+    (verdict,) = verdicts_for(
+        evaluate(load_policy(POLICY), Stage.DATA, context), "MBP-HIDDEN-CONTENT"
+    )
+    assert verdict.inputs["links"] == [
+        {"text": "https://shop.example/account", "href": "https://evil.example/x"}
+    ]
+    context = make_context(message_class=TRANSACTIONAL, **BASE)
+    decision = evaluate(load_policy(POLICY), Stage.DATA, context)
+    (verdict,) = verdicts_for(decision, "MBP-STREAM-SEPARATION")
+    assert {"unsubscribe link", "percent off", "sale"} <= set(verdict.inputs["markers"])
+
+
+EML = CORPUS / "mime" / "eml"
+CORPUS_FILES = sorted(path.name for path in EML.iterdir()) if EML.is_dir() else []
+
+
+def test_corpus_is_present():
+    assert len(CORPUS_FILES) > 50, f"no MIME corpus at {EML}"
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_corpus_runs_through_every_data_rule(name):
+    """Findings or none, never an exception, whatever the MIME."""
+    raw = re.sub(rb"\r?\n", b"\r\n", (EML / name).read_bytes())
+    policy = load_policy(POLICY)
+    for message_class in (MessageClass.COMMERCIAL, TRANSACTIONAL):
+        context = make_context(raw=raw, message_class=message_class, **BASE)
+        for verdict in evaluate(policy, Stage.DATA, context).verdicts:
+            assert verdict.detail
