@@ -169,7 +169,8 @@ class Checkpoint:
     # -- RCPT -------------------------------------------------------------------------------
 
     async def recipient(self, transaction: Transaction, address: str) -> Reply:
-        """Decide one recipient; on acceptance it joins the transaction."""
+        """Decide one recipient; on acceptance it joins the transaction. A refusal is in the
+        audit log before its reply; an acceptance is recorded with the message at DATA."""
         sender_id = transaction.sender.sender_id if transaction.sender else ""
         address_hash = self._hash(address)
         try:
@@ -177,12 +178,11 @@ class Checkpoint:
             consents = tuple(await self._stores.consents_for(address, sender_id))
         except StoreUnavailable as exc:
             log.error("store lookup for <%s> failed, answered 451: %s", address, exc)
-            transaction.pending_audit.append(
-                self._event(transaction, Stage.RCPT, address, address_hash, "refuse").updated(
-                    reply=str(STORE_UNAVAILABLE), detail=str(exc)
-                )
+            refused = self._event(transaction, Stage.RCPT, address, address_hash, "refuse")
+            failure = await self.record(
+                [refused.updated(reply=str(STORE_UNAVAILABLE), detail=str(exc))]
             )
-            return STORE_UNAVAILABLE
+            return failure or STORE_UNAVAILABLE
         jurisdictions = self._engine.jurisdictions(address, consents, transaction.sender)
         candidate = _Recipient(address, address_hash, suppression, consents, jurisdictions)
         context = self._context(transaction, candidate, transaction.stream_class, None)
@@ -191,19 +191,16 @@ class Checkpoint:
         events = self._verdict_events(transaction, Stage.RCPT, candidate, decision)
         if refusal is not None:
             assert refusal.reply is not None
-            transaction.pending_audit.extend(events)
-            return refusal.reply
+            return await self.record(events) or refusal.reply
         key = (jurisdictions, any(r.basis.affirmative for r in context.valid_consents()))
         if transaction.content_key is not None and key != transaction.content_key:
-            transaction.pending_audit.extend(events)
-            transaction.pending_audit.append(
-                self._event(transaction, Stage.RCPT, address, address_hash, "defer").updated(
-                    reply=str(DIFFERENT_RULES),
-                    detail="content rules differ from the first accepted recipient",
-                    inputs={"jurisdictions": sorted(jurisdictions)},
-                )
+            split = self._event(transaction, Stage.RCPT, address, address_hash, "defer")
+            split = split.updated(
+                reply=str(DIFFERENT_RULES),
+                detail="content rules differ from the first accepted recipient",
+                inputs={"jurisdictions": sorted(jurisdictions)},
             )
-            return DIFFERENT_RULES
+            return await self.record([*events, split]) or DIFFERENT_RULES
         transaction.content_key = key
         transaction.recipients.append(candidate)
         transaction.pending_audit.extend(events)
