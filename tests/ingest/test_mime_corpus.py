@@ -11,11 +11,14 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from relay.policy.files import policy_paths
 from tests.support.paths import CORPUS
 from tests.support.relay_process import RelayProcess
 from tests.support.sink import Sink, SinkMessage
@@ -53,20 +56,34 @@ def corpus_sink() -> Iterator[Sink]:
     sink.stop()
 
 
-@pytest.fixture(scope="module")
-def corpus_relay(tmp_path_factory, dns_server, corpus_sink) -> Iterator[RelayProcess]:
+POLICIES = {
+    "no-policies": [],  # relay as a plain MTA: everything is delivered or refused by ingest
+    "shipped-policies": [str(path) for path in policy_paths(None)],  # every rule parses it
+}
+
+
+@pytest.fixture(scope="module", params=sorted(POLICIES))
+def corpus_relay(request, tmp_path_factory, dns_server, corpus_sink) -> Iterator[RelayProcess]:
     route = f"[127.0.0.1]:{corpus_sink.port}"
     relay = RelayProcess(
         tmp_path_factory.mktemp("corpus-relay"),
         {
             "dns": {"nameservers": [dns_server.address], "timeout": 2},
             "delivery": {"routes": {"dest.test": route, "sender.test": route}},
+            "policy": {"files": POLICIES[request.param]},
         },
     )
     relay.start()
     yield relay
     relay.stop()
     relay.assert_no_traceback()
+    verified = subprocess.run(
+        [sys.executable, "-m", "relay", "audit", "verify", "--config", str(relay.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verified.returncode == 0, verified.stderr
 
 
 def outcome_line(relay: RelayProcess, queue_id: str, timeout: float = 20.0) -> str:

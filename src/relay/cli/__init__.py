@@ -17,7 +17,7 @@ from relay.ingest.tls import listener_context
 from relay.node import ListenError, serve
 from relay.policy.files import load_policies, policy_paths
 
-__all__ = ["main"]
+__all__ = ["CONFIG_ERROR_EXIT", "config_option", "load_settings_or_exit", "main"]
 
 CONFIG_ERROR_EXIT = 2
 
@@ -30,7 +30,8 @@ config_option = click.option(
 )
 
 
-def _load(config_path: Path | None) -> tuple[Settings, str]:
+def load_settings_or_exit(config_path: Path | None) -> tuple[Settings, str]:
+    """The settings, or the `FILE:key: problem` lines on stderr and exit status 2."""
     try:
         return load_settings(config_path)
     except ConfigError as exc:
@@ -55,7 +56,7 @@ def main() -> None:
 )
 def serve_command(config_path: Path | None, log_level: str) -> None:
     """Run the gateway until SIGTERM or SIGINT."""
-    settings, source = _load(config_path)
+    settings, source = load_settings_or_exit(config_path)
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -77,7 +78,7 @@ def serve_command(config_path: Path | None, log_level: str) -> None:
 @config_option
 def check_config_command(config_path: Path | None) -> None:
     """Validate the configuration and exit: 0 when usable, 2 with FILE:key: problem lines."""
-    settings, source = _load(config_path)
+    settings, source = load_settings_or_exit(config_path)
     try:
         listener_context(settings, source, generate=False)
         load_policies(policy_paths(settings.policy.files))
@@ -97,9 +98,10 @@ def hash_password_command(password: str) -> None:
 
 def _register_groups() -> None:
     from relay.cli.audit import audit
+    from relay.cli.policy import policy
     from relay.cli.stores import consent, senders, suppressions
 
-    for group in (suppressions, consent, senders, audit):
+    for group in (policy, suppressions, consent, senders, audit):
         main.add_command(group)
 
 

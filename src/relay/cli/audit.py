@@ -10,7 +10,7 @@ from typing import TextIO
 import click
 
 from relay.audit.verify import ExportFormat, export, verify
-from relay.cli import _load, config_option
+from relay.cli import config_option, load_settings_or_exit
 from relay.errors import AuditError
 
 __all__ = ["audit"]
@@ -28,7 +28,7 @@ log_dir_option = click.option(
 def _directories(config_path: Path | None, log_dirs: tuple[Path, ...]) -> list[Path]:
     if log_dirs:
         return list(log_dirs)
-    settings, _ = _load(config_path)
+    settings, _ = load_settings_or_exit(config_path)
     return [settings.audit_path]
 
 

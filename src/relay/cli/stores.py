@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from relay.cli import CONFIG_ERROR_EXIT, _load, config_option
+from relay.cli import CONFIG_ERROR_EXIT, config_option, load_settings_or_exit
 from relay.config import Settings
 from relay.errors import ConfigError, ImportRowError, StoreConflict, StoreUnavailable
 from relay.stores.hashing import AddressHasher, load_or_create_key
@@ -133,7 +133,7 @@ def _as_json(record: Any) -> str:
 @config_option
 def import_suppressions(file: Path, file_format: str | None, config_path: Path | None) -> None:
     """Add the suppression entries of a CSV or JSON Lines FILE (all or nothing)."""
-    settings, _ = _load(config_path)
+    settings, _ = load_settings_or_exit(config_path)
     hasher = _hasher(settings)
     entries = _parse(lambda: read_suppressions(file, hasher, file_format=file_format))
     added = _with_stores(settings, hasher, lambda stores: stores.add_suppressions(entries))
@@ -153,7 +153,7 @@ def check_suppression(
     """Print the entry that suppresses mail of SENDER (list LIST) to ADDRESS, as JSON.
 
     Exit 0 when suppressed, 1 when not, 3 when the store could not be asked."""
-    settings, _ = _load(config_path)
+    settings, _ = load_settings_or_exit(config_path)
     hasher = _hasher(settings)
     entry = _with_stores(
         settings,
@@ -174,7 +174,7 @@ def check_suppression(
 def import_consents(file: Path, file_format: str | None, config_path: Path | None) -> None:
     """Add the consent records of a CSV or JSON Lines FILE (all or nothing; records are
     immutable, so a record id already stored is refused)."""
-    settings, _ = _load(config_path)
+    settings, _ = load_settings_or_exit(config_path)
     hasher = _hasher(settings)
     records = _parse(lambda: read_consents(file, hasher, file_format=file_format))
     added = _with_stores(settings, hasher, lambda stores: stores.add_consents(records))
@@ -187,7 +187,7 @@ def import_consents(file: Path, file_format: str | None, config_path: Path | Non
 @config_option
 def import_senders(file: Path, file_format: str | None, config_path: Path | None) -> None:
     """Insert or replace the sender profiles of a CSV or JSON Lines FILE (all or nothing)."""
-    settings, _ = _load(config_path)
+    settings, _ = load_settings_or_exit(config_path)
     hasher = _hasher(settings)
     profiles = _parse(lambda: read_senders(file, file_format=file_format))
     stored = _with_stores(settings, hasher, lambda stores: stores.put_senders(profiles))

@@ -106,7 +106,9 @@ def _load_one(path: Path) -> Policy:
         key = f"{path}:rules.{rule_id}"
         registered = RULES.get(rule_id)
         if registered is None:
-            problems.append(f"{key}: no rule with this id (known: see relay policy rules)")
+            problems.append(
+                f"{key}: no rule with this id (relay policy list shows the rules in use)"
+            )
             continue
         reply = None
         if entry.action.refuses and entry.reply is None:
