@@ -40,6 +40,18 @@ def event(session: int, index: int, hour: int = 10) -> AuditEvent:
     )
 
 
+def bare_event(stage: str, action: str, inputs: dict[str, object]) -> AuditEvent:
+    """An event with only the fields every record has, and `inputs`."""
+    return AuditEvent(
+        time="2024-05-01T10:00:00+00:00",
+        stage=stage,
+        action=action,
+        mail_from="a@b.example",
+        recipient_hash="h",
+        inputs=inputs,
+    )
+
+
 def append_all(
     directory: Path, sessions: Sequence[Sequence[Sequence[AuditEvent]]], **kwargs: int
 ) -> None:
@@ -225,14 +237,7 @@ def test_restart_continues_the_chain(tmp_path: Path, config: Path) -> None:
 
 def test_restart_after_a_record_larger_than_the_tail_block(tmp_path: Path) -> None:
     directory = tmp_path / "audit"
-    big = AuditEvent(
-        time="2024-05-01T10:00:00+00:00",
-        stage="data",
-        action="warn",
-        mail_from="a@b.example",
-        recipient_hash="h",
-        inputs={"body": "\u00e9\n" * 100_000},
-    )
+    big = bare_event("data", "warn", {"body": "\u00e9\n" * 100_000})
     append_all(directory, [[[event(0, 0)], [big]]])
     append_all(directory, [[[event(0, 1)]]])
     result = verify(directory)
@@ -283,14 +288,7 @@ def test_one_process_per_log_and_no_append_when_closed(tmp_path: Path) -> None:
 
 def test_a_record_that_cannot_be_encoded_fails_alone(tmp_path: Path) -> None:
     directory = tmp_path / "audit"
-    bad = AuditEvent(
-        time="2024-05-01T10:00:00+00:00",
-        stage="rcpt",
-        action="accept",
-        mail_from="a@b.example",
-        recipient_hash="h",
-        inputs={"not json": {1, 2}},
-    )
+    bad = bare_event("rcpt", "accept", {"not json": {1, 2}})
 
     async def run() -> list[BaseException | None]:
         log = AuditLog(directory)

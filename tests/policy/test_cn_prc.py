@@ -17,7 +17,7 @@ from tests.policy.builders import (
     message,
     suppression,
 )
-from tests.policy.cases import case, run_case
+from tests.policy.cases import bound_rule_ids, case, rule_ids, table_tests
 
 POLICY = "cn-prc.toml"
 CN = frozenset({"CN"})
@@ -150,20 +150,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule_id", "trips", "params", "overrides"), CASES)
-def test_rule(rule_id, trips, params, overrides, tmp_path):
-    run_case(POLICY, rule_id, trips, params, overrides, tmp_path, base=BASE)
+test_rule, test_the_default_message_passes_every_rule = table_tests(POLICY, CASES, base=BASE)
 
 
 def test_every_bound_rule_has_cases():
-    bound = {binding.rule_id for binding in load_policy(POLICY).bindings}
-    assert bound == {param.values[0] for param in CASES}
-
-
-@pytest.mark.parametrize("stage", list(Stage))
-def test_the_default_message_passes_every_rule(stage):
-    decision = evaluate(load_policy(POLICY), stage, make_context(**BASE))
-    assert decision.verdicts == ()
+    assert bound_rule_ids(POLICY) == rule_ids(CASES)
 
 
 def test_subject_is_read_rfc2047_decoded():

@@ -4,8 +4,6 @@ policy file binds; and the MIME corpus runs through every DATA rule without rais
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from relay.policy.model import Stage
@@ -19,8 +17,16 @@ from tests.policy.builders import (
     suppression,
     verdicts_for,
 )
-from tests.policy.cases import case, run_case
-from tests.support.paths import CORPUS
+from tests.policy.cases import (
+    CORPUS_FILES,
+    MIME_CORPUS,
+    bound_rule_ids,
+    case,
+    check_catalogue_default,
+    corpus_message,
+    outcomes,
+    table_tests,
+)
 
 POLICY = "mailbox-providers.toml"
 # No jurisdiction: the policy applies to every recipient, whatever the consent records say.
@@ -239,34 +245,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule_id", "trips", "params", "overrides"), CASES)
-def test_rule(rule_id, trips, params, overrides, tmp_path):
-    run_case(POLICY, rule_id, trips, params, overrides, tmp_path, base=BASE)
+test_rule, test_the_default_message_passes_every_rule = table_tests(POLICY, CASES, base=BASE)
 
 
 def test_every_bound_rule_has_passing_and_tripping_cases():
-    bound = {binding.rule_id for binding in load_policy(POLICY).bindings}
-    assert bound == set(EXPECTED)
-    for rule_id in bound:
-        assert {param.values[1] for param in CASES if param.values[0] == rule_id} == {True, False}
+    assert bound_rule_ids(POLICY) == set(EXPECTED)
+    for rule_id in EXPECTED:
+        assert outcomes(CASES, rule_id) == {True, False}, rule_id
 
 
 @pytest.mark.parametrize(("rule_id", "expected"), EXPECTED.items())
 def test_policy_binds_the_catalogue_defaults(rule_id, expected):
-    entry = policy_entry(POLICY, rule_id)
-    action, reply = expected
-    assert entry["action"] == action
-    assert entry["why"]
-    if reply is None:
-        assert "reply" not in entry
-    else:
-        assert entry["reply"].startswith(reply + " ")
-
-
-@pytest.mark.parametrize("stage", list(Stage))
-def test_the_default_message_passes_every_rule(stage):
-    decision = evaluate(load_policy(POLICY), stage, make_context(**BASE))
-    assert decision.verdicts == ()
+    check_catalogue_default(POLICY, rule_id, expected)
 
 
 def test_a_refusal_carries_the_policy_reply():
@@ -291,18 +281,14 @@ def test_findings_name_their_inputs():
     assert {"unsubscribe link", "percent off", "sale"} <= set(verdict.inputs["markers"])
 
 
-EML = CORPUS / "mime" / "eml"
-CORPUS_FILES = sorted(path.name for path in EML.iterdir()) if EML.is_dir() else []
-
-
 def test_corpus_is_present():
-    assert len(CORPUS_FILES) > 50, f"no MIME corpus at {EML}"
+    assert len(CORPUS_FILES) > 50, f"no MIME corpus at {MIME_CORPUS}"
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
 def test_corpus_runs_through_every_data_rule(name):
     """Findings or none, never an exception, whatever the MIME."""
-    raw = re.sub(rb"\r?\n", b"\r\n", (EML / name).read_bytes())
+    raw = corpus_message(name)
     policy = load_policy(POLICY)
     for message_class in (MessageClass.COMMERCIAL, TRANSACTIONAL):
         context = make_context(raw=raw, message_class=message_class, **BASE)

@@ -5,8 +5,6 @@ without raising."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from relay.policy.files import load_policies
@@ -17,12 +15,19 @@ from tests.policy.builders import (
     load_policy,
     make_context,
     message,
-    policy_entry,
     policy_path,
     verdicts_for,
 )
-from tests.policy.cases import case, run_case
-from tests.support.paths import CORPUS
+from tests.policy.cases import (
+    CORPUS_FILES,
+    MIME_CORPUS,
+    bound_rule_ids,
+    case,
+    check_catalogue_default,
+    corpus_message,
+    outcomes,
+    table_tests,
+)
 
 POLICY = "protocol.toml"
 BASE = {"jurisdictions": ()}  # no jurisdiction: the policy applies to every recipient
@@ -163,32 +168,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule_id", "trips", "params", "overrides"), CASES)
-def test_rule(rule_id, trips, params, overrides, tmp_path):
-    run_case(POLICY, rule_id, trips, params, overrides, tmp_path, base=BASE, reply=REPLY)
+test_rule, test_the_default_message_passes_every_rule = table_tests(
+    POLICY, CASES, base=BASE, reply=REPLY, stages=[Stage.DATA]
+)
 
 
 def test_every_bound_rule_has_passing_and_tripping_cases():
-    bound = {binding.rule_id for binding in load_policy(POLICY).bindings}
-    assert bound == set(EXPECTED)
-    for rule_id in bound:
-        assert {param.values[1] for param in CASES if param.values[0] == rule_id} == {True, False}
+    assert bound_rule_ids(POLICY) == set(EXPECTED)
+    for rule_id in EXPECTED:
+        assert outcomes(CASES, rule_id) == {True, False}, rule_id
 
 
 @pytest.mark.parametrize(("rule_id", "expected"), EXPECTED.items())
 def test_policy_binds_the_catalogue_defaults(rule_id, expected):
-    entry = policy_entry(POLICY, rule_id)
-    action, reply = expected
-    assert entry["action"] == action
-    assert entry["why"]
-    if reply is None:
-        assert "reply" not in entry
-    else:
-        assert entry["reply"].startswith(reply + " ")
-
-
-def test_the_default_message_passes_every_rule():
-    assert evaluate(load_policy(POLICY), Stage.DATA, make_context(**BASE)).verdicts == ()
+    check_catalogue_default(POLICY, rule_id, expected)
 
 
 def required(**overrides) -> list:
@@ -228,19 +221,15 @@ def test_line_length_names_the_part_and_the_line():
     assert verdict.inputs["longest"] == 1200
 
 
-EML = CORPUS / "mime" / "eml"
-CORPUS_FILES = sorted(path.name for path in EML.iterdir()) if EML.is_dir() else []
-
-
 def test_corpus_is_present():
-    assert len(CORPUS_FILES) > 50, f"no MIME corpus at {EML}"
+    assert len(CORPUS_FILES) > 50, f"no MIME corpus at {MIME_CORPUS}"
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
 def test_corpus_runs_through_every_data_rule(name):
     """Both policy files, commercial and transactional: findings or none, never an exception,
     whatever the MIME."""
-    raw = re.sub(rb"\r?\n", b"\r\n", (EML / name).read_bytes())
+    raw = corpus_message(name)
     policies = load_policies([policy_path(POLICY), policy_path("mailbox-providers.toml")])
     for message_class in (MessageClass.COMMERCIAL, MessageClass.TRANSACTIONAL):
         context = make_context(raw=raw, message_class=message_class, **BASE)

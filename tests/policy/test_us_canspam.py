@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from relay.policy.model import Stage
 from relay.stores.models import ConsentBasis, MessageClass
 from tests.policy.builders import (
@@ -15,12 +13,25 @@ from tests.policy.builders import (
     make_context,
     suppression,
 )
-from tests.policy.cases import case, run_case
+from tests.policy.cases import bound_rule_ids, case, rule_ids, table_tests
 
 POLICY = "us-canspam.toml"
 SOFT = (consent(basis=ConsentBasis.SOFT_OPTIN_CUSTOMER, product_category="shoes"),)
 NO_UNSUB_TEXT = "Our summer sale starts today.\n1 Market Street, Springfield, IL 62701\n"
 NO_UNSUB_HTML = "<p>Our summer sale starts today.</p><p>1 Market Street, Springfield, IL 62701</p>"
+
+
+def adult_case(trips: bool, name: str, subject: str):
+    """A case of a campaign the sender declared sexually oriented, sent with `subject`."""
+    return case(
+        "US-ADULT-LABEL",
+        trips,
+        name,
+        params={"adult_campaigns": ["late-night"]},
+        list_id="late-night",
+        headers={"Subject": subject},
+    )
+
 
 CASES = [
     case("US-HDR-ACCURATE", False, "verified From"),
@@ -167,38 +178,10 @@ CASES = [
     ),
     case("US-POSTAL-ADDRESS", True, "no sender profile", sender=None),
     case("US-ADULT-LABEL", False, "campaign not flagged", headers={"Subject": "Hot deals"}),
-    case(
-        "US-ADULT-LABEL",
-        False,
-        "flagged with label",
-        params={"adult_campaigns": ["late-night"]},
-        list_id="late-night",
-        headers={"Subject": "SEXUALLY-EXPLICIT: Hot deals"},
-    ),
-    case(
-        "US-ADULT-LABEL",
-        True,
-        "flagged without label",
-        params={"adult_campaigns": ["late-night"]},
-        list_id="late-night",
-        headers={"Subject": "Hot deals"},
-    ),
-    case(
-        "US-ADULT-LABEL",
-        True,
-        "flagged, label in wrong case",
-        params={"adult_campaigns": ["late-night"]},
-        list_id="late-night",
-        headers={"Subject": "Sexually-Explicit: Hot deals"},
-    ),
-    case(
-        "US-ADULT-LABEL",
-        True,
-        "flagged, label without its space",
-        params={"adult_campaigns": ["late-night"]},
-        list_id="late-night",
-        headers={"Subject": "SEXUALLY-EXPLICIT:Hot deals"},
-    ),
+    adult_case(False, "flagged with label", "SEXUALLY-EXPLICIT: Hot deals"),
+    adult_case(True, "flagged without label", "Hot deals"),
+    adult_case(True, "flagged, label in wrong case", "Sexually-Explicit: Hot deals"),
+    adult_case(True, "flagged, label without its space", "SEXUALLY-EXPLICIT:Hot deals"),
     case("US-OPTOUT-HONOR-10BD", False, "not suppressed"),
     case(
         "US-OPTOUT-HONOR-10BD",
@@ -213,29 +196,11 @@ CASES = [
 REPLIES = {"US-NO-UNAUTH-RELAY": (554, "5.7.1")}
 
 
-@pytest.mark.parametrize(("rule_id", "trips", "params", "overrides"), CASES)
-def test_rule(rule_id, trips, params, overrides, tmp_path):
-    run_case(
-        POLICY,
-        rule_id,
-        trips,
-        params,
-        overrides,
-        tmp_path,
-        reply=REPLIES.get(rule_id, (550, "5.7.1")),
-    )
+test_rule, test_the_default_message_passes_every_rule = table_tests(POLICY, CASES, replies=REPLIES)
 
 
 def test_every_bound_rule_has_cases():
-    bound = {binding.rule_id for binding in load_policy(POLICY).bindings}
-    tested = {param.values[0] for param in CASES}
-    assert bound == tested
-
-
-@pytest.mark.parametrize("stage", list(Stage))
-def test_the_default_message_passes_every_rule(stage):
-    decision = evaluate(load_policy(POLICY), stage, make_context(jurisdictions={"US"}))
-    assert decision.verdicts == ()
+    assert bound_rule_ids(POLICY) == rule_ids(CASES)
 
 
 def test_rules_do_not_run_for_other_jurisdictions():

@@ -9,7 +9,7 @@ absent (or with replacement characters), never as an exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
@@ -26,16 +26,23 @@ __all__ = [
     "addresses",
     "domain_of",
     "find_marker",
+    "foreign_addresses",
+    "has_marker",
     "header",
     "header_values",
+    "in_body_text",
     "list_unsubscribe",
     "mentions_privacy",
     "mentions_unsubscribe",
     "no_sender",
     "normalise",
     "one_click",
+    "parse_html",
+    "problems_finding",
     "says_unsubscribe",
+    "subject",
     "text_parts",
+    "unsubscribe_headers",
     "within",
 ]
 
@@ -76,6 +83,11 @@ def header(message: Message | None, name: str) -> str | None:
     """The first value of header `name`, decoded and stripped; None when absent."""
     values = header_values(message, name)
     return values[0].strip() if values else None
+
+
+def subject(message: Message | None) -> str:
+    """The decoded Subject, stripped; "" when absent."""
+    return header(message, "Subject") or ""
 
 
 def _raw_items(message: Message) -> list[tuple[str, str]]:
@@ -123,6 +135,12 @@ def within(domain: str, domains: Iterable[str], subdomains: bool = False) -> boo
     return False
 
 
+def foreign_addresses(found: Iterable[str], verified: Iterable[str]) -> list[str]:
+    """The addresses whose domain is not one of the `verified` domains, in order."""
+    verified = tuple(verified)
+    return [address for address in found if not within(domain_of(address), verified)]
+
+
 def list_unsubscribe(message: Message | None) -> list[str]:
     """The URIs of List-Unsubscribe (RFC 2369 §3.2: each in angle brackets)."""
     found: list[str] = []
@@ -137,6 +155,15 @@ def one_click(message: Message | None) -> bool:
     https = any(uri.lower().startswith("https://") for uri in list_unsubscribe(message))
     posts = [value.strip() for value in header_values(message, "List-Unsubscribe-Post")]
     return https and ONE_CLICK in posts
+
+
+def unsubscribe_headers(message: Message | None) -> dict[str, object]:
+    """The List-Unsubscribe URIs and the List-Unsubscribe-Post value, as a finding records
+    them."""
+    return {
+        "list_unsubscribe": list_unsubscribe(message),
+        "list_unsubscribe_post": header(message, "List-Unsubscribe-Post"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +228,18 @@ class _VisibleText(HTMLParser):
         self._close_link()
 
 
-def _html_part(html: str) -> TextPart:
-    parser = _VisibleText()
+def parse_html(parser: HTMLParser, html: str) -> None:
+    """Feed `html` to `parser` and close it; what it gathered so far stays if it raises."""
     try:
         parser.feed(html)
         parser.close()
     except Exception:  # html.parser is lenient; this is only a last guard
         pass
+
+
+def _html_part(html: str) -> TextPart:
+    parser = _VisibleText()
+    parse_html(parser, html)
     text = "".join(parser.chunks)
     links = [*parser.links, *(Link(url, "") for url in _URL.findall(text))]
     return TextPart("text/html", text, tuple(links))
@@ -323,10 +355,30 @@ def find_marker(texts: Iterable[str], markers: Iterable[str]) -> str | None:
     return None
 
 
+def has_marker(message: Message | None, markers: Iterable[str]) -> bool:
+    """One of `markers` (see find_marker) is in the Subject or the text of a body part."""
+    texts = [subject(message), *(part.text for part in text_parts(message))]
+    return find_marker(texts, markers) is not None
+
+
 def _marker_pattern(marker: str) -> re.Pattern[str]:
     before = r"(?<!\w)" if marker[0].isalnum() else ""
     after = r"(?!\w)" if marker[-1].isalnum() else ""
     return re.compile(before + re.escape(marker) + after, re.IGNORECASE)
+
+
+def in_body_text(parts: Iterable[TextPart], text: str) -> bool:
+    """`text` (a name, a postal address) is in the text of one of `parts`, however it is wrapped
+    or cased; an empty `text` never is."""
+    wanted = normalise(text)
+    return bool(wanted) and any(wanted in normalise(part.text) for part in parts)
+
+
+def problems_finding(problems: list[str], inputs: Mapping[str, object]) -> list[Finding]:
+    """No finding when there are no `problems`, else one that names them all."""
+    if not problems:
+        return []
+    return [Finding("; ".join(problems), inputs)]
 
 
 def no_sender(context: MessageContext) -> Finding:

@@ -153,6 +153,17 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def _at_least_one(hint: str) -> AfterValidator:
+    """A validator for a list field that refuses an empty list with `hint`."""
+
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values:
+            raise ValueError(hint)
+        return values
+
+    return AfterValidator(check)
+
+
 def _now(info: ValidationInfo) -> datetime:
     context = info.context or {}
     now = context.get("now")
@@ -192,13 +203,25 @@ class SuppressionRow(_Row):
         )
 
 
+# What each proof field of a consent row holds, said when it is missing (EU-CONSENT-PROOF).
+_PROOF = {
+    "source": "the mechanism that collected consent (form id, IP address, user agent)",
+    "evidence_ref": "a reference to the stored proof of consent; a record without evidence is"
+    " refused",
+}
+
+
 class ConsentRow(_Row):
     record_id: Text
     address: Address
     sender_id: Text
     scope: Words  # list ids, or "*" for all commercial mail of the sender
     basis: ConsentBasis
-    jurisdictions: Annotated[tuple[Country, ...], BeforeValidator(_words)]
+    jurisdictions: Annotated[
+        tuple[Country, ...],
+        BeforeValidator(_words),
+        _at_least_one("give the recipient's jurisdiction(s), e.g. EU or US CA"),
+    ]
     # Proof (EU-CONSENT-PROOF) and affirmative action (EU-CONSENT-NOT-PRETICKED) are checked by
     # the validators below, so that a missing value names the rule it breaks.
     obtained_at: UtcDatetime | None = Field(default=None, validate_default=True)
@@ -220,13 +243,6 @@ class ConsentRow(_Row):
             raise ValueError("* (all commercial mail) stands alone")
         return tuple(dict.fromkeys(scope))
 
-    @field_validator("jurisdictions")
-    @classmethod
-    def _jurisdictions(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
-        if not codes:
-            raise ValueError("give the recipient's jurisdiction(s), e.g. EU or US CA")
-        return codes
-
     @field_validator("obtained_at")
     @classmethod
     def _obtained(cls, moment: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -236,25 +252,12 @@ class ConsentRow(_Row):
             raise ValueError(f"{moment.isoformat()} is in the future")
         return moment
 
-    @field_validator("source")
+    @field_validator("source", "evidence_ref")
     @classmethod
-    def _source(cls, source: str | None) -> str:
-        if not source:
-            raise ValueError(
-                f"required by {EU_CONSENT_PROOF}: the mechanism that collected consent"
-                " (form id, IP address, user agent)"
-            )
-        return source
-
-    @field_validator("evidence_ref")
-    @classmethod
-    def _evidence(cls, evidence_ref: str | None) -> str:
-        if not evidence_ref:
-            raise ValueError(
-                f"required by {EU_CONSENT_PROOF}: a reference to the stored proof of consent;"
-                " a record without evidence is refused"
-            )
-        return evidence_ref
+    def _proof(cls, proof: str | None, info: ValidationInfo) -> str:
+        if not proof:
+            raise ValueError(f"required by {EU_CONSENT_PROOF}: {_PROOF[info.field_name or '']}")
+        return proof
 
     @field_validator("affirmative_action")
     @classmethod
@@ -320,17 +323,14 @@ class SenderRow(_Row):
     legal_name: Text
     postal_address: Text
     contact: Annotated[str, AfterValidator(_contact)]
-    verified_domains: Annotated[tuple[Domain, ...], BeforeValidator(_words)]
+    verified_domains: Annotated[
+        tuple[Domain, ...],
+        BeforeValidator(_words),
+        _at_least_one("give at least one verified From domain"),
+    ]
     default_jurisdiction: Country | None = None
     message_class: MessageClass = MessageClass.COMMERCIAL
     users: Words = ()
-
-    @field_validator("verified_domains")
-    @classmethod
-    def _some_domain(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
-        if not domains:
-            raise ValueError("give at least one verified From domain")
-        return domains
 
     def to_profile(self) -> SenderProfile:
         return SenderProfile(

@@ -92,7 +92,7 @@ def subject_ad_prefix(context: MessageContext, params: Mapping[str, Any]) -> Ite
     leading whitespace and at most one opening bracket."""
     if not context.commercial:
         return []
-    subject = inspect.header(context.message, "Subject") or ""
+    subject = inspect.subject(context.message)
     head = subject.lstrip()
     if head[:1] and head[0] in _OPENING_BRACKETS:
         head = head[1:]
@@ -131,14 +131,12 @@ def optout_contact(context: MessageContext, params: Mapping[str, Any]) -> Iterab
         problems.append("no mailto refusal address in List-Unsubscribe or the body")
     if not inspect.one_click(context.message):
         problems.append("no one-click https List-Unsubscribe")
-    if not problems:
-        return []
     inputs = {
         "list_unsubscribe": uris,
         "refusal_addresses": sorted(set(mailto)),
         "list_unsubscribe_post": inspect.header(context.message, "List-Unsubscribe-Post"),
     }
-    return [Finding("; ".join(problems), inputs)]
+    return inspect.problems_finding(problems, inputs)
 
 
 @rule("PRC-ADLAW-IDENTITY", Stage.DATA)
@@ -169,10 +167,6 @@ def automated_marketing(context: MessageContext, params: Mapping[str, Any]) -> I
     return [
         Finding(
             f"campaign {context.list_id} is personalised but offers no one-click refusal",
-            {
-                "list_id": context.list_id,
-                "list_unsubscribe": inspect.list_unsubscribe(context.message),
-                "list_unsubscribe_post": inspect.header(context.message, "List-Unsubscribe-Post"),
-            },
+            {"list_id": context.list_id, **inspect.unsubscribe_headers(context.message)},
         )
     ]

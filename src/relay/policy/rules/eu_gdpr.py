@@ -157,14 +157,11 @@ def withdraw_easy(context: MessageContext, params: Mapping[str, Any]) -> Iterabl
         problems.append("no text part to carry an unsubscribe link")
     if lacking:
         problems.append(f"no unsubscribe link in {', '.join(lacking)}")
-    if not problems:
-        return []
     inputs = {
-        "list_unsubscribe": inspect.list_unsubscribe(context.message),
-        "list_unsubscribe_post": inspect.header(context.message, "List-Unsubscribe-Post"),
+        **inspect.unsubscribe_headers(context.message),
         "parts": [part.content_type for part in parts],
     }
-    return [Finding("; ".join(problems), inputs)]
+    return inspect.problems_finding(problems, inputs)
 
 
 @rule("EU-OBJECTION-NOTICE", Stage.DATA)
@@ -198,7 +195,7 @@ def epr_identity(context: MessageContext, params: Mapping[str, Any]) -> Iterable
     inputs = {"from": senders, "verified_domains": list(verified)}
     if not senders:
         return [Finding("the message has no From address", inputs)]
-    foreign = [a for a in senders if not inspect.within(inspect.domain_of(a), verified)]
+    foreign = inspect.foreign_addresses(senders, verified)
     if foreign:
         return [
             Finding(f"From is not a verified domain of the sender: {', '.join(foreign)}", inputs)
@@ -213,9 +210,8 @@ def epr_identity_footer(context: MessageContext, params: Mapping[str, Any]) -> I
         return []
     if context.sender is None:
         return [inspect.no_sender(context)]
-    name = inspect.normalise(context.sender.legal_name)
     parts = inspect.text_parts(context.message)
-    if name and any(name in inspect.normalise(part.text) for part in parts):
+    if inspect.in_body_text(parts, context.sender.legal_name):
         return []
     return [
         Finding(
@@ -231,14 +227,12 @@ def ecom_identifiable(context: MessageContext, params: Mapping[str, Any]) -> Ite
     configured marker in the Subject or the body."""
     if not context.commercial or _opt_ins(context):
         return []
-    subject = inspect.header(context.message, "Subject") or ""
-    texts = [subject, *(part.text for part in inspect.text_parts(context.message))]
-    if inspect.find_marker(texts, params["markers"]):
+    if inspect.has_marker(context.message, params["markers"]):
         return []
     return [
         Finding(
             "unsolicited commercial mail without a commercial-communication marker",
-            {"subject": subject, "markers": list(params["markers"])},
+            {"subject": inspect.subject(context.message), "markers": list(params["markers"])},
         )
     ]
 

@@ -426,11 +426,7 @@ def hidden_content(context: MessageContext, params: Mapping[str, Any]) -> Iterab
     misleading: list[tuple[str, str]] = []
     for source in _html_sources(context.message):
         parser = _HiddenContent()
-        try:
-            parser.feed(source)
-            parser.close()
-        except Exception:  # html.parser is lenient; this is only a last guard
-            pass
+        inspect.parse_html(parser, source)
         hidden.extend(parser.hidden_text)
         misleading.extend(parser.misleading)
     problems: list[str] = []
@@ -439,18 +435,12 @@ def hidden_content(context: MessageContext, params: Mapping[str, Any]) -> Iterab
         problems.append(f"text hidden from the reader ({', '.join(reasons)})")
     if misleading:
         problems.append("link text shows a URL of another host than the link goes to")
-    if not problems:
-        return []
-    return [
-        Finding(
-            "; ".join(problems),
-            {
-                "hidden_by": reasons,
-                "hidden_text": [_excerpt(text) for _, text in hidden[:_SAMPLES]],
-                "links": [{"text": text, "href": href} for text, href in misleading[:_SAMPLES]],
-            },
-        )
-    ]
+    inputs = {
+        "hidden_by": reasons,
+        "hidden_text": [_excerpt(text) for _, text in hidden[:_SAMPLES]],
+        "links": [{"text": text, "href": href} for text, href in misleading[:_SAMPLES]],
+    }
+    return inspect.problems_finding(problems, inputs)
 
 
 # --- MBP-NO-FOREIGN-FROM ------------------------------------------------------------------
@@ -520,7 +510,7 @@ def promotional_markers(context: MessageContext, extra_markers: Iterable[str] = 
     """The promotional markers (COMPLIANCE §1.1 heuristics) in the Subject and the body text."""
     message = context.message
     parts = inspect.text_parts(message)
-    texts = [inspect.header(message, "Subject") or "", *(part.text for part in parts)]
+    texts = [inspect.subject(message), *(part.text for part in parts)]
     found: list[str] = []
     if any(inspect.mentions_unsubscribe(part, link_required=True) for part in parts):
         found.append("unsubscribe link")

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from relay.policy.context import MessageContext
-from relay.policy.inspect import ONE_CLICK
+from relay.policy.inspect import ONE_CLICK, problems_finding
 from relay.policy.model import Finding, Stage
 from relay.policy.rules import rule
 
@@ -202,18 +202,12 @@ def one_click_exact(context: MessageContext, params: Mapping[str, Any]) -> Itera
     uris = [uri for value in unsubscribes for uri in _uris(value)]
     if unsubscribes and not any(_is_https(uri) for uri in uris):
         problems.append("List-Unsubscribe has no https URI")
-    if not problems:
-        return []
-    return [
-        Finding(
-            "; ".join(problems),
-            {
-                "problems": problems,
-                "list_unsubscribe_post": [_excerpt(post) for post in posts],
-                "list_unsubscribe": [_excerpt(value) for value in unsubscribes],
-            },
-        )
-    ]
+    inputs = {
+        "problems": problems,
+        "list_unsubscribe_post": [_excerpt(post) for post in posts],
+        "list_unsubscribe": [_excerpt(value) for value in unsubscribes],
+    }
+    return problems_finding(problems, inputs)
 
 
 class ListIdParams(BaseModel):
@@ -261,15 +255,9 @@ def list_id(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Find
                 f"the namespace of {_excerpt(identifier, 80)!r} is not within the sender's"
                 " verified domains"
             )
-    if not problems:
-        return []
-    return [
-        Finding(
-            "; ".join(problems),
-            {
-                "problems": problems,
-                "list_id": [_excerpt(value) for value in values],
-                "verified_domains": list(verified),
-            },
-        )
-    ]
+    inputs = {
+        "problems": problems,
+        "list_id": [_excerpt(value) for value in values],
+        "verified_domains": list(verified),
+    }
+    return problems_finding(problems, inputs)

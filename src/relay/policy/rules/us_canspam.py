@@ -50,11 +50,7 @@ def header_accurate(context: MessageContext, params: Mapping[str, Any]) -> Itera
     inputs = {"from": senders, "reply_to": replies, "verified_domains": list(verified)}
     if not senders:
         return [Finding("the message has no From address", inputs)]
-    foreign = [
-        address
-        for address in senders + replies
-        if not inspect.within(inspect.domain_of(address), verified)
-    ]
+    foreign = inspect.foreign_addresses(senders + replies, verified)
     if foreign:
         return [Finding(f"not a verified domain of the sender: {', '.join(foreign)}", inputs)]
     return []
@@ -79,7 +75,7 @@ def subject_deceptive(context: MessageContext, params: Mapping[str, Any]) -> Ite
     conversation the message does not belong to (no In-Reply-To, no References)."""
     if not context.commercial:
         return []
-    subject = inspect.header(context.message, "Subject") or ""
+    subject = inspect.subject(context.message)
     if not _REPLY_PREFIX.match(subject):
         return []
     in_reply_to = inspect.header(context.message, "In-Reply-To")
@@ -111,10 +107,8 @@ def optout_present(context: MessageContext, params: Mapping[str, Any]) -> Iterab
         problems.append("no text part to carry an unsubscribe notice")
     if lacking:
         problems.append(f"no unsubscribe link or notice in {', '.join(lacking)}")
-    if not problems:
-        return []
     inputs = {"list_unsubscribe": uris, "parts": [part.content_type for part in parts]}
-    return [Finding("; ".join(problems), inputs)]
+    return inspect.problems_finding(problems, inputs)
 
 
 @rule("US-OPTOUT-NO-FEE", Stage.DATA)
@@ -128,12 +122,11 @@ def optout_no_fee(context: MessageContext, params: Mapping[str, Any]) -> Iterabl
     mailto = any(uri.lower().startswith("mailto:") for uri in uris)
     if mailto or inspect.one_click(context.message):
         return []
-    post = inspect.header(context.message, "List-Unsubscribe-Post")
     return [
         Finding(
             "neither a mailto nor a one-click List-Unsubscribe: the opt-out page cannot be "
             "verified to be free and single-step",
-            {"list_unsubscribe": uris, "list_unsubscribe_post": post},
+            inspect.unsubscribe_headers(context.message),
         )
     ]
 
@@ -147,15 +140,13 @@ def ad_identify(context: MessageContext, params: Mapping[str, Any]) -> Iterable[
     affirmative = [r.record_id for r in context.valid_consents() if r.basis.affirmative]
     if affirmative:
         return []
-    subject = inspect.header(context.message, "Subject") or ""
-    texts = [subject, *(part.text for part in inspect.text_parts(context.message))]
-    if inspect.find_marker(texts, params["markers"]):
+    if inspect.has_marker(context.message, params["markers"]):
         return []
     return [
         Finding(
             "no affirmative consent and no advertisement marker in the Subject or body",
             {
-                "subject": subject,
+                "subject": inspect.subject(context.message),
                 "markers": list(params["markers"]),
                 "consents": [(r.record_id, r.basis.value) for r in context.valid_consents()],
             },
@@ -171,12 +162,11 @@ def postal_address(context: MessageContext, params: Mapping[str, Any]) -> Iterab
         return []
     if context.sender is None:
         return [inspect.no_sender(context)]
-    address = inspect.normalise(context.sender.postal_address)
     inputs: dict[str, object] = {"postal_address": context.sender.postal_address}
-    if not address:
+    if not inspect.normalise(context.sender.postal_address):
         return [Finding("the sender profile has no postal address", inputs)]
     parts = inspect.text_parts(context.message)
-    if any(address in inspect.normalise(part.text) for part in parts):
+    if inspect.in_body_text(parts, context.sender.postal_address):
         return []
     inputs["parts"] = [part.content_type for part in parts]
     return [Finding("the sender's postal address is not in the message text", inputs)]
@@ -188,7 +178,7 @@ def adult_label(context: MessageContext, params: Mapping[str, Any]) -> Iterable[
     "SEXUALLY-EXPLICIT: "."""
     if context.list_id is None or context.list_id not in params["adult_campaigns"]:
         return []
-    subject = inspect.header(context.message, "Subject") or ""
+    subject = inspect.subject(context.message)
     if subject.startswith(ADULT_LABEL):
         return []
     return [
