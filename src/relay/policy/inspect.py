@@ -9,6 +9,7 @@ absent (or with replacement characters), never as an exception.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.header import decode_header, make_header
@@ -26,6 +27,7 @@ __all__ = [
     "addresses",
     "domain_of",
     "find_marker",
+    "find_markers",
     "foreign_addresses",
     "has_marker",
     "header",
@@ -67,16 +69,26 @@ _ANGLE = re.compile(r"<([^<>]*)>")
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
+_HEADER_VALUES: weakref.WeakKeyDictionary[Message, dict[str, list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def header_values(message: Message | None, name: str) -> list[str]:
     """Every value of header `name`, RFC 2047-decoded; undecodable values fall back to the
-    raw text."""
+    raw text. Decoded once per message and name: the email package parses a header anew on
+    every access, and many rules read the same ones."""
     if message is None:
         return []
-    try:
-        values = message.get_all(name) or []
-    except Exception:
-        values = [value for key, value in _raw_items(message) if key.lower() == name.lower()]
-    return [_as_text(value) for value in values]
+    decoded = _HEADER_VALUES.setdefault(message, {})
+    key = name.lower()
+    if key not in decoded:
+        try:
+            values = message.get_all(name) or []
+        except Exception:
+            values = [value for item, value in _raw_items(message) if item.lower() == key]
+        decoded[key] = [_as_text(value) for value in values]
+    return decoded[key]
 
 
 def header(message: Message | None, name: str) -> str | None:
@@ -292,10 +304,21 @@ def _body_parts(message: Message) -> Iterable[Message]:
         yield part
 
 
+_TEXT_PARTS: weakref.WeakKeyDictionary[Message, list[TextPart]] = weakref.WeakKeyDictionary()
+
+
 def text_parts(message: Message | None) -> list[TextPart]:
-    """The text/plain and text/html parts of the body, in order."""
+    """The text/plain and text/html parts of the body, in order. Decoded once per message:
+    every content rule reads them."""
     if message is None:
         return []
+    cached = _TEXT_PARTS.get(message)
+    if cached is None:
+        cached = _TEXT_PARTS[message] = _decode_text_parts(message)
+    return cached
+
+
+def _decode_text_parts(message: Message) -> list[TextPart]:
     found: list[TextPart] = []
     for part in _body_parts(message):
         try:
@@ -344,27 +367,46 @@ def mentions_privacy(part: TextPart) -> bool:
     )
 
 
+def find_markers(texts: Iterable[str], markers: Iterable[str]) -> list[str]:
+    """The markers (such as "Ad:" or "Advertisement") found in any of the texts, in the order
+    given, case-folded; a marker that begins or ends with a letter or digit must not be part of
+    a longer word. Plain substring search: this runs for every message."""
+    folded = [text.casefold() for text in texts]
+    return [
+        marker
+        for marker in dict.fromkeys(markers)
+        if marker and any(_contains_word(text, marker.casefold()) for text in folded)
+    ]
+
+
 def find_marker(texts: Iterable[str], markers: Iterable[str]) -> str | None:
-    """The first marker (such as "Ad:" or "Advertisement") found in any text, case-folded; a
-    marker that begins or ends with a letter must not be part of a longer word."""
-    patterns = [(marker, _marker_pattern(marker)) for marker in markers if marker]
-    for text in texts:
-        for marker, pattern in patterns:
-            if pattern.search(text):
-                return marker
-    return None
+    """The first of `markers` found (see find_markers), if any."""
+    found = find_markers(texts, markers)
+    return found[0] if found else None
 
 
 def has_marker(message: Message | None, markers: Iterable[str]) -> bool:
-    """One of `markers` (see find_marker) is in the Subject or the text of a body part."""
+    """One of `markers` (see find_markers) is in the Subject or the text of a body part."""
     texts = [subject(message), *(part.text for part in text_parts(message))]
-    return find_marker(texts, markers) is not None
+    return bool(find_markers(texts, markers))
 
 
-def _marker_pattern(marker: str) -> re.Pattern[str]:
-    before = r"(?<!\w)" if marker[0].isalnum() else ""
-    after = r"(?!\w)" if marker[-1].isalnum() else ""
-    return re.compile(before + re.escape(marker) + after, re.IGNORECASE)
+def _is_word_character(character: str) -> bool:
+    return character.isalnum() or character == "_"
+
+
+def _contains_word(text: str, needle: str) -> bool:
+    check_before = _is_word_character(needle[0])
+    check_after = _is_word_character(needle[-1])
+    start = text.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        if not (check_before and start > 0 and _is_word_character(text[start - 1])) and not (
+            check_after and end < len(text) and _is_word_character(text[end])
+        ):
+            return True
+        start = text.find(needle, start + 1)
+    return False
 
 
 def in_body_text(parts: Iterable[TextPart], text: str) -> bool:

@@ -506,6 +506,16 @@ _PRICE = re.compile(
 )
 
 
+# Cheap substring tests that every match of the pattern needs: the regular expressions scan
+# every character, so they only run on texts that can match.
+_CURRENCY = ("$", "€", "£", "¥", "￥", "元", "usd", "eur", "gbp", "cny", "rmb")
+
+
+def _may_match(text: str, hint: str | tuple[str, ...]) -> bool:
+    folded = text.casefold()
+    return any(token in folded for token in ((hint,) if isinstance(hint, str) else hint))
+
+
 def promotional_markers(context: MessageContext, extra_markers: Iterable[str] = ()) -> list[str]:
     """The promotional markers (COMPLIANCE §1.1 heuristics) in the Subject and the body text."""
     message = context.message
@@ -514,12 +524,10 @@ def promotional_markers(context: MessageContext, extra_markers: Iterable[str] = 
     found: list[str] = []
     if any(inspect.mentions_unsubscribe(part, link_required=True) for part in parts):
         found.append("unsubscribe link")
-    for name, pattern in (("percent off", _PERCENT_OFF), ("price", _PRICE)):
-        if any(pattern.search(text) for text in texts):
+    for name, pattern, hint in (("percent off", _PERCENT_OFF, "%"), ("price", _PRICE, _CURRENCY)):
+        if any(_may_match(text, hint) and pattern.search(text) for text in texts):
             found.append(name)
-    for marker in dict.fromkeys((*PROMOTIONAL_WORDS, *extra_markers)):
-        if marker and inspect.find_marker(texts, [marker]):
-            found.append(marker)
+    found.extend(inspect.find_markers(texts, (*PROMOTIONAL_WORDS, *extra_markers)))
     return found
 
 
