@@ -278,8 +278,14 @@ def build_message(size: int) -> bytes:
 
 
 def with_message_id(content: bytes, number: int) -> bytes:
+    """The message numbered `number`: its Message-ID, and its HTML title, differ from every
+    other one, as personalised mail does, so that nothing decoded for one message can be
+    reused for the next."""
     assert content.startswith(b"Message-ID: <" + b"0" * 24)
-    return b"Message-ID: <%024d" % number + content[37:]
+    numbered = b"Message-ID: <%024d" % number + content[37:]
+    return numbered.replace(
+        b"<title>Summer sale</title>", b"<title>Summer sale %08d</title>" % number, 1
+    )
 
 
 # -- measuring ------------------------------------------------------------------------------

@@ -8,20 +8,23 @@ absent (or with replacement characters), never as an exception.
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from html.parser import HTMLParser
+from typing import TypeVar
 
 from relay.policy.context import MessageContext
 from relay.policy.model import Finding
 
 __all__ = [
     "ONE_CLICK",
+    "HtmlReader",
     "Link",
     "TextPart",
     "addresses",
@@ -40,6 +43,7 @@ __all__ = [
     "normalise",
     "one_click",
     "parse_html",
+    "per_message",
     "problems_finding",
     "says_unsubscribe",
     "subject",
@@ -69,9 +73,29 @@ _ANGLE = re.compile(r"<([^<>]*)>")
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
-_HEADER_VALUES: weakref.WeakKeyDictionary[Message, dict[str, list[str]]] = (
-    weakref.WeakKeyDictionary()
-)
+T = TypeVar("T")
+
+
+def per_message(function: Callable[[Message], T]) -> Callable[[Message], T]:
+    """Compute `function(message)` once per parsed message: the rules of every recipient of a
+    transaction look at the same message, and parsing its parts or its HTML is the expensive
+    part of a decision. Results live as long as the message."""
+    results: weakref.WeakKeyDictionary[Message, T] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(function)
+    def cached(message: Message) -> T:
+        try:
+            return results[message]
+        except KeyError:
+            result = results[message] = function(message)
+            return result
+
+    return cached
+
+
+@per_message
+def _decoded_headers(message: Message) -> dict[str, list[str]]:
+    return {}
 
 
 def header_values(message: Message | None, name: str) -> list[str]:
@@ -80,7 +104,7 @@ def header_values(message: Message | None, name: str) -> list[str]:
     every access, and many rules read the same ones."""
     if message is None:
         return []
-    decoded = _HEADER_VALUES.setdefault(message, {})
+    decoded = _decoded_headers(message)
     key = name.lower()
     if key not in decoded:
         try:
@@ -184,7 +208,7 @@ class Link:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TextPart:
     """What a reader sees of one body part: its text and its links."""
 
@@ -192,20 +216,97 @@ class TextPart:
     text: str
     links: tuple[Link, ...]
 
+    # Several rules of every recipient ask; a part lives as long as its parsed message.
+    @functools.cached_property
+    def unsubscribe_link(self) -> bool:
+        """A link whose address or words speak of opting out."""
+        return any(
+            says_unsubscribe(link.href) or says_unsubscribe(link.text) for link in self.links
+        )
 
-class _VisibleText(HTMLParser):
+    @functools.cached_property
+    def unsubscribe_wording(self) -> bool:
+        """Opt-out wording anywhere in the text."""
+        return says_unsubscribe(self.text)
+
+
+Attributes = list[tuple[str, str | None]]
+
+
+class HtmlReader:
+    """What reads an HTML part: the callbacks of html.parser.HTMLParser, fed from one shared
+    tokenisation of the part (see parse_html)."""
+
+    def handle_starttag(self, tag: str, attrs: Attributes) -> None:
+        """An opening tag, its name lower-cased."""
+
+    def handle_endtag(self, tag: str) -> None:
+        """A closing tag (also sent right after the start of a self-closing one)."""
+
+    def handle_data(self, data: str) -> None:
+        """Text, with character references already converted."""
+
+    def close(self) -> None:
+        """The end of the part."""
+
+
+class _Tokens(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.events: list[tuple[int, str, Attributes | str]] = []
+
+    def handle_starttag(self, tag: str, attrs: Attributes) -> None:
+        self.events.append((_START, tag, attrs))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.events.append((_END, tag, ""))
+
+    def handle_data(self, data: str) -> None:
+        self.events.append((_DATA, "", data))
+
+
+_START, _END, _DATA = range(3)
+
+
+@functools.lru_cache(maxsize=8)  # the parts of the messages being decided right now
+def _tokens(html: str) -> tuple[tuple[int, str, Attributes | str], ...]:
+    """The tags and text of `html`, tokenised once however many readers look at it; what was
+    read before a failure stays (html.parser is lenient, so that is only a last guard)."""
+    tokens = _Tokens()
+    try:
+        tokens.feed(html)
+        tokens.close()
+    except Exception:
+        pass
+    return tuple(tokens.events)
+
+
+def parse_html(reader: HtmlReader, html: str) -> None:
+    """Feed the tags and text of `html` to `reader`, then close it."""
+    for kind, tag, value in _tokens(html):
+        if kind == _START:
+            assert not isinstance(value, str)
+            reader.handle_starttag(tag, value)
+        elif kind == _END:
+            reader.handle_endtag(tag)
+        else:
+            assert isinstance(value, str)
+            reader.handle_data(value)
+    reader.close()
+
+
+class _VisibleText(HtmlReader):
     _HIDDEN = frozenset({"head", "title", "script", "style", "template", "noscript"})
     _INLINE = frozenset({"a", "b", "i", "u", "em", "strong", "span", "font", "small", "big"})
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self.links: list[Link] = []
         self._hidden = 0
         self._href: str | None = None
         self._link_text: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, tag: str, attrs: Attributes) -> None:
         if tag in self._HIDDEN:
             self._hidden += 1
         elif tag == "a":
@@ -236,17 +337,7 @@ class _VisibleText(HTMLParser):
         self._href = None
 
     def close(self) -> None:
-        super().close()
         self._close_link()
-
-
-def parse_html(parser: HTMLParser, html: str) -> None:
-    """Feed `html` to `parser` and close it; what it gathered so far stays if it raises."""
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient; this is only a last guard
-        pass
 
 
 def _html_part(html: str) -> TextPart:
@@ -304,20 +395,12 @@ def _body_parts(message: Message) -> Iterable[Message]:
         yield part
 
 
-_TEXT_PARTS: weakref.WeakKeyDictionary[Message, list[TextPart]] = weakref.WeakKeyDictionary()
-
-
 def text_parts(message: Message | None) -> list[TextPart]:
-    """The text/plain and text/html parts of the body, in order. Decoded once per message:
-    every content rule reads them."""
-    if message is None:
-        return []
-    cached = _TEXT_PARTS.get(message)
-    if cached is None:
-        cached = _TEXT_PARTS[message] = _decode_text_parts(message)
-    return cached
+    """The text/plain and text/html parts of the body, in order."""
+    return [] if message is None else _decode_text_parts(message)
 
 
+@per_message
 def _decode_text_parts(message: Message) -> list[TextPart]:
     found: list[TextPart] = []
     for part in _body_parts(message):
@@ -353,10 +436,7 @@ def says_unsubscribe(text: str) -> bool:
 def mentions_unsubscribe(part: TextPart, link_required: bool = False) -> bool:
     """The part tells the reader how to opt out: an unsubscribe link (by its address or its
     text), or, unless `link_required`, opt-out wording in its text."""
-    for link in part.links:
-        if _mentions(link.href, UNSUBSCRIBE_WORDS) or _mentions(link.text, UNSUBSCRIBE_WORDS):
-            return True
-    return not link_required and _mentions(part.text, UNSUBSCRIBE_WORDS)
+    return part.unsubscribe_link or (not link_required and part.unsubscribe_wording)
 
 
 def mentions_privacy(part: TextPart) -> bool:

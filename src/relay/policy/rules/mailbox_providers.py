@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from email.message import Message
 from email.utils import getaddresses
 from functools import lru_cache
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -317,11 +316,10 @@ def _host(url: str) -> str | None:
     return host.lower().rstrip(".").removeprefix("www.") if host else None
 
 
-class _HiddenContent(HTMLParser):
+class _HiddenContent(inspect.HtmlReader):
     """Text inside hidden elements, and links whose text shows another host than they go to."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.hidden_text: list[tuple[str, str]] = []  # (why, text)
         self.misleading: list[tuple[str, str]] = []  # (shown text, href)
         # Open elements: (tag, why it or an ancestor hides its content); constant work per
@@ -381,7 +379,6 @@ class _HiddenContent(HTMLParser):
         self._href = None
 
     def close(self) -> None:
-        super().close()
         self._close_link()
 
 
@@ -418,17 +415,26 @@ def _html_sources(message: Message | None) -> Iterator[str]:
         yield source
 
 
-@rule("MBP-HIDDEN-CONTENT", Stage.DATA)
-def hidden_content(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
-    """No text hidden with CSS in HTML parts; no link whose text shows a URL of another host
-    than the one it goes to."""
+@inspect.per_message
+def _hiding_in(message: Message) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(why, text) of hidden text and (text, href) of misleading links in the HTML parts."""
     hidden: list[tuple[str, str]] = []
     misleading: list[tuple[str, str]] = []
-    for source in _html_sources(context.message):
+    for source in _html_sources(message):
         parser = _HiddenContent()
         inspect.parse_html(parser, source)
         hidden.extend(parser.hidden_text)
         misleading.extend(parser.misleading)
+    return hidden, misleading
+
+
+@rule("MBP-HIDDEN-CONTENT", Stage.DATA)
+def hidden_content(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
+    """No text hidden with CSS in HTML parts; no link whose text shows a URL of another host
+    than the one it goes to."""
+    if context.message is None:
+        return []
+    hidden, misleading = _hiding_in(context.message)
     problems: list[str] = []
     reasons = sorted({why for why, _ in hidden})
     if hidden:
