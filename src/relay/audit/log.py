@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.audit.records import AuditEvent
+from relay.durable import fsync_directory
 from relay.errors import AuditError
 
 __all__ = [
@@ -80,14 +81,6 @@ def _file_number(path: Path) -> int:
     match = _FILE_NAME.fullmatch(path.name)
     assert match is not None
     return int(match.group(1))
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _last_line(path: Path) -> bytes | None:
@@ -176,7 +169,7 @@ class AuditLog:
         try:
             if not self.directory.is_dir():
                 self.directory.mkdir(parents=True, exist_ok=True)
-                _fsync_directory(self.directory.parent)
+                fsync_directory(self.directory.parent)
             self._lock()
             files = audit_files(self.directory)
             for path in reversed(files):
@@ -230,7 +223,7 @@ class AuditLog:
         path = self.directory / _file_name(number)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         except OSError:
             os.close(fd)
             raise

@@ -15,6 +15,8 @@ from relay.config.types import Duration, HostPort, HostPortValue, PasswordHash, 
 __all__ = [
     "AuditSettings",
     "DeliverySettings",
+    "DkimKey",
+    "DkimSettings",
     "DnsSettings",
     "FeedbackSettings",
     "HttpSettings",
@@ -146,6 +148,24 @@ class AuditSettings(_Section):
     keep_addresses: bool = True  # store clear addresses beside their keyed hashes
 
 
+class DkimKey(_Section):
+    domain: Annotated[str, Field(min_length=1)]
+    selector: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")]
+    private_key: Path  # PEM (PKCS#8 or PKCS#1 for RSA), readable only by relay's user
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+
+    @field_validator("domain")
+    @classmethod
+    def _lowercase(cls, domain: str) -> str:
+        return domain.lower().rstrip(".")
+
+
+class DkimSettings(_Section):
+    # Per domain and algorithm, the last key listed signs; list a new selector after the old
+    # one to rotate (mail already spooled keeps the signature it was accepted with).
+    keys: list[DkimKey] = Field(default_factory=list)
+
+
 class Settings(_Section):
     state_dir: Path = Path("var")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
@@ -157,6 +177,7 @@ class Settings(_Section):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     stores: StoresSettings = Field(default_factory=StoresSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
 
     @property
     def spool_path(self) -> Path:

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from relay.durable import fsync_directory
 from relay.errors import SpoolError
 from relay.spool.records import DeliveryResult, Envelope, PendingRecipient, RecipientState
 
@@ -65,14 +66,6 @@ def new_queue_id() -> str:
     """A unique, time-ordered id: microseconds since the epoch and 32 random bits, in hex.
     Queue ids need uniqueness, not secrecy, so the cheap generator will do."""
     return f"{time.time_ns() // 1000:014X}{random.getrandbits(32):08X}"
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -164,7 +157,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.rename(tmp, self.queue_dir / envelope.queue_id)
-            _fsync_directory(self.queue_dir)
+            fsync_directory(self.queue_dir)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
