@@ -7,12 +7,14 @@
     ├── StoreUnavailable            a store (SQLite, Redis) could not be asked; answer 451 4.3.0
     ├── StoreConflict               a write contradicts what is stored (e.g. a consent id reused)
     ├── AuditError                  the audit log could not be written
+    ├── SigningError                a message could not be DKIM-signed (bad header section, key)
     └── DeliveryError               a message or recipient could not be handled now
         ├── TemporaryFailure        try again later (4xx, timeouts, DNS SERVFAIL)
         └── PermanentFailure        will never succeed (5xx, NXDOMAIN, null MX)
 
-Errors of lower libraries (aiosmtplib, dnspython, sqlite3, OSError) are translated into these at
-exactly one boundary per library; nothing above that boundary sees a third-party exception type.
+Errors of lower libraries (aiosmtplib, dnspython, sqlite3, dkimpy, cryptography, OSError) are
+translated into these at exactly one boundary per library; nothing above that boundary sees a
+third-party exception type.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "ImportRowError",
     "PermanentFailure",
     "RelayError",
+    "SigningError",
     "SpoolError",
     "StoreConflict",
     "StoreUnavailable",
@@ -61,6 +64,11 @@ class StoreConflict(RelayError):
 
 class AuditError(RelayError):
     """The audit log could not be appended to; the decision must not be acted on."""
+
+
+class SigningError(RelayError):
+    """A message could not be DKIM-signed: its header section cannot be parsed, or the key
+    operation failed. Sending it unsigned would break the sender's DKIM alignment."""
 
 
 class SpoolError(RelayError):

@@ -20,6 +20,8 @@ from relay.ingest.tls import listener_context
 from relay.policy.checkpoint import Checkpoint
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
+from relay.signing.keys import load_keys
+from relay.signing.signer import Signer
 from relay.spool.store import Spool
 from relay.stores.sqlite import SqliteStores
 
@@ -36,6 +38,7 @@ async def serve(settings: Settings, source: str) -> None:
     """Run until SIGTERM or SIGINT."""
     tls_context = listener_context(settings, source, generate=True)
     engine = PolicyEngine(load_policies(policy_paths(settings.policy.files)))
+    signer = Signer(load_keys(settings.dkim, source))
     async with contextlib.AsyncExitStack() as stack:
         spool = Spool(settings.spool_path)
         await spool.open()
@@ -50,7 +53,9 @@ async def serve(settings: Settings, source: str) -> None:
             engine, stores, audit, stores.hasher.hash, settings.audit.keep_addresses
         )
         queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
-        handler = SubmissionHandler(spool, checkpoint, settings.smtp.hostname, queue.enqueue)
+        handler = SubmissionHandler(
+            spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue
+        )
         await _run(settings, source, handler, queue, tls_context)
 
 

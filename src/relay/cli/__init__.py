@@ -16,6 +16,7 @@ from relay.ingest.auth import hash_password
 from relay.ingest.tls import listener_context
 from relay.node import ListenError, serve
 from relay.policy.files import load_policies, policy_paths
+from relay.signing.keys import load_keys
 
 __all__ = ["CONFIG_ERROR_EXIT", "config_option", "load_settings_or_exit", "main"]
 
@@ -82,6 +83,7 @@ def check_config_command(config_path: Path | None) -> None:
     try:
         listener_context(settings, source, generate=False)
         load_policies(policy_paths(settings.policy.files))
+        load_keys(settings.dkim, source)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -98,10 +100,11 @@ def hash_password_command(password: str) -> None:
 
 def _register_groups() -> None:
     from relay.cli.audit import audit
+    from relay.cli.dkim import dkim
     from relay.cli.policy import policy
     from relay.cli.stores import consent, senders, suppressions
 
-    for group in (policy, suppressions, consent, senders, audit):
+    for group in (policy, suppressions, consent, senders, audit, dkim):
         main.add_command(group)
 
 
