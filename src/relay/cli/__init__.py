@@ -101,10 +101,11 @@ def hash_password_command(password: str) -> None:
 def _register_groups() -> None:
     from relay.cli.audit import audit
     from relay.cli.dkim import dkim
+    from relay.cli.dnscheck import dns_check
     from relay.cli.policy import policy
     from relay.cli.stores import consent, senders, suppressions
 
-    for group in (policy, suppressions, consent, senders, audit, dkim):
+    for group in (policy, suppressions, consent, senders, audit, dkim, dns_check):
         main.add_command(group)
 
 

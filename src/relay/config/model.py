@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
 
 
 class _Section(BaseModel):
@@ -104,11 +105,29 @@ class DeliverySettings(_Section):
     max_deliveries: Annotated[int, Field(ge=1)] = 100
     max_connections_per_destination: Annotated[int, Field(ge=1)] = 20
     idle_connection_timeout: Duration = timedelta(seconds=5)
+    # The addresses receivers see relay's mail come from (SPF must authorise them; relay
+    # dns-check and MBP-SPF-PASS evaluate the envelope domain's SPF against each).
+    egress_addresses: list[IPAddress] = Field(default_factory=list)
 
     @field_validator("routes")
     @classmethod
     def _lowercase_domains(cls, routes: dict[str, object]) -> dict[str, object]:
         return {domain.lower().rstrip("."): route for domain, route in routes.items()}
+
+    @field_validator("egress_addresses", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        addresses: list[object] = []
+        for item in value:
+            if isinstance(item, str):
+                try:
+                    item = ip_address(item)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IPv4 or IPv6 address") from None
+            addresses.append(item)
+        return addresses
 
     @field_validator("retry_schedule")
     @classmethod

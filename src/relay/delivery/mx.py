@@ -7,14 +7,12 @@ import ipaddress
 import random
 from dataclasses import dataclass
 
-import dns.asyncresolver
 import dns.exception
-import dns.nameserver
-import dns.rdatatype
 import dns.resolver
 
 from relay.config.model import DeliverySettings, DnsSettings
 from relay.config.types import Route
+from relay.dnsresolver import build_resolver
 from relay.errors import PermanentFailure, TemporaryFailure
 
 __all__ = ["Destination", "MailHost", "MxResolver"]
@@ -50,15 +48,7 @@ class MxResolver:
     def __init__(self, dns_settings: DnsSettings, delivery: DeliverySettings) -> None:
         self._routes = delivery.routes
         self._port = delivery.port
-        resolver = dns.asyncresolver.Resolver(configure=not dns_settings.nameservers)
-        if dns_settings.nameservers:
-            resolver.nameservers = [
-                dns.nameserver.Do53Nameserver(server.host, server.port)
-                for server in dns_settings.nameservers
-            ]
-        resolver.lifetime = dns_settings.timeout
-        resolver.cache = dns.resolver.LRUCache()
-        self._resolver = resolver
+        self._resolver = build_resolver(dns_settings)
 
     async def destination(self, domain: str) -> Destination:
         """Raise PermanentFailure when the domain can never receive mail, TemporaryFailure when

@@ -1,0 +1,82 @@
+"""Sender domains served by the real NSD fixture, keys made by the real `relay dkim keygen`,
+and `relay dns-check` run as a subprocess with a TOML configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from relay.signing.keys import zone_file_strings
+from tests.signing.conftest import Keygen, keygen, run_relay
+from tests.support.dns_server import DnsServer
+
+
+def txt(name: str, value: str) -> str:
+    """A zone-file TXT line; long values split into <=255-character strings."""
+    return f"{name}. IN TXT {' '.join(zone_file_strings(value))}"
+
+
+def publish_key(dns_server: DnsServer, made: Keygen, value: str | None = None) -> None:
+    dns_server.add(txt(made.record_name, made.record_value if value is None else value))
+
+
+def make_key(tmp_path: Path, domain: str, selector: str, *options: str) -> Keygen:
+    return keygen(tmp_path / "keys", domain, selector, *options)
+
+
+def key_entry(made: Keygen, algorithm: str = "rsa-sha256") -> dict[str, str]:
+    selector, _, domain = made.record_name.partition("._domainkey.")
+    return {
+        "domain": domain,
+        "selector": selector,
+        "private_key": str(made.path),
+        "algorithm": algorithm,
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def lines(self) -> dict[str, tuple[str, str]]:
+        """check name -> (STATUS, detail) from the human-readable output."""
+        found: dict[str, tuple[str, str]] = {}
+        for line in self.stdout.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[0].isupper() and parts[0] != "NOTE":
+                found[parts[1]] = (parts[0], parts[2])
+        return found
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def dns_check(
+    tmp_path: Path,
+    domain: str,
+    *,
+    nameserver: str,
+    keys: list[dict[str, str]],
+    egress: list[str] | None = None,
+    timeout: float = 2,
+    options: tuple[str, ...] = (),
+) -> Outcome:
+    config: dict[str, Any] = {
+        "state_dir": str(tmp_path / "state"),
+        "dns": {"nameservers": [nameserver], "timeout": timeout},
+        "delivery": {"egress_addresses": ["127.0.0.1"] if egress is None else egress},
+        "dkim": {"keys": keys},
+    }
+    path = tmp_path / "relay.toml"
+    path.write_text(tomli_w.dumps(config), encoding="utf-8")
+    result: subprocess.CompletedProcess[str] = run_relay(
+        "dns-check", domain, "--config", str(path), *options, cwd=tmp_path
+    )
+    return Outcome(result.returncode, result.stdout, result.stderr)
