@@ -307,6 +307,9 @@ class _VisibleText(HtmlReader):
         self._link_text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: Attributes) -> None:
+        if tag == "body":
+            # Browsers end an unclosed <head> (and whatever was left open in it) at <body>.
+            self._hidden = 0
         if tag in self._HIDDEN:
             self._hidden += 1
         elif tag == "a":
