@@ -20,9 +20,12 @@ from relay.ingest.tls import listener_context
 from relay.policy.checkpoint import Checkpoint
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
+from relay.rewrite.pipeline import Rewriter
+from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.signing.keys import load_keys
 from relay.signing.signer import Signer
 from relay.spool.store import Spool
+from relay.stores.hashing import load_or_create_key
 from relay.stores.sqlite import SqliteStores
 
 __all__ = ["ListenError", "serve"]
@@ -49,8 +52,19 @@ async def serve(settings: Settings, source: str) -> None:
         audit = AuditLog(settings.audit_path, node=settings.smtp.hostname)
         await audit.open()
         stack.push_async_callback(audit.close)
+        rewriter = Rewriter(
+            UnsubscribeTokens(load_or_create_key(settings.unsubscribe_token_key_path)),
+            settings.unsubscribe_host,
+            settings.unsubscribe_mailto_domain,
+            signer.has_key_for,
+        )
         checkpoint = Checkpoint(
-            engine, stores, audit, stores.hasher.hash, settings.audit.keep_addresses
+            engine,
+            stores,
+            audit,
+            stores.hasher.hash,
+            settings.audit.keep_addresses,
+            rewriter,
         )
         queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
         handler = SubmissionHandler(

@@ -44,7 +44,8 @@ def import_rows(relay: RelayProcess, kind: str, rows: list[dict[str, Any]]) -> N
     assert result.returncode == 0, result.stderr
 
 
-def add_shop_sender(relay: RelayProcess) -> None:
+def add_shop_sender(relay: RelayProcess, **fields: Any) -> None:
+    """The shop's sender profile; `fields` adds to or replaces columns of its import row."""
     import_rows(
         relay,
         "senders",
@@ -57,6 +58,7 @@ def add_shop_sender(relay: RelayProcess) -> None:
                 "verified_domains": ["shop.example"],
                 "default_jurisdiction": "US",
                 "message_class": "commercial",
+                **fields,
             }
         ],
     )

@@ -222,3 +222,15 @@ def test_not_utf8_names_the_line(tmp_path):
     path = tmp_path / "suppressions.csv"
     path.write_bytes(b"address,sender_id\na@example.org,acme\nb\xe9@example.org,acme\n")
     assert problems_of(read_suppressions, path, HASHER) == [f"{path}:3: not UTF-8 text"]
+
+
+def test_sender_fix_preferences_are_optional_booleans(tmp_path):
+    path = tmp_path / "senders.csv"
+    path.write_text(
+        "sender_id,legal_name,postal_address,contact,verified_domains,fix_us,fixes_allowed\n"
+        "acme,Acme Ltd,1 Road,privacy@acme.example,acme.example,true,false\n"
+        "globex,Globex,3 Avenue,privacy@globex.example,globex.example,,\n"
+    )
+    acme, globex = read_senders(path)
+    assert (acme.fix_us, acme.fixes_allowed) == (True, False)
+    assert (globex.fix_us, globex.fixes_allowed) == (False, True)

@@ -4,6 +4,8 @@ sender lookups, and StoreUnavailable when the database cannot be used."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -273,3 +275,19 @@ def test_naive_datetimes_are_refused(db):
     naive = consent("r-naive", "gina@example.org", obtained_at=datetime(2024, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         run_stores(db, lambda stores: stores.add_consents([naive]))
+
+
+def test_fix_preferences_round_trip(db):
+    opted = dataclasses.replace(ACME, fix_us=True, fixes_allowed=False)
+    run_stores(db, lambda stores: stores.put_senders([opted]))
+    assert run_stores(db, lambda stores: stores.sender("acme")) == opted
+    assert ACME.fix_us is False
+    assert ACME.fixes_allowed is True
+
+
+def test_a_senders_table_without_the_fix_columns_gets_them(db):
+    run_stores(db, lambda stores: stores.put_senders([ACME]))
+    with sqlite3.connect(db) as old:
+        old.execute("ALTER TABLE senders DROP COLUMN fix_us")
+        old.execute("ALTER TABLE senders DROP COLUMN fixes_allowed")
+    assert run_stores(db, lambda stores: stores.sender("acme")) == ACME

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
@@ -21,6 +22,7 @@ __all__ = [
     "FeedbackSettings",
     "HttpSettings",
     "PolicySettings",
+    "RewriteSettings",
     "Settings",
     "SmtpSettings",
     "SmtpUser",
@@ -30,6 +32,9 @@ __all__ = [
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
+
+_HTTPS_ORIGIN = re.compile(r"^https://([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?)/?$")
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 
 
 class _Section(BaseModel):
@@ -167,6 +172,39 @@ class AuditSettings(_Section):
     keep_addresses: bool = True  # store clear addresses beside their keyed hashes
 
 
+class RewriteSettings(_Section):
+    # relay's public HTTPS endpoint, `https://host[:port]`; the one-click unsubscribe URI of a
+    # fixed message is `<base>/u/<token>`. Default: https://<smtp.hostname>.
+    unsubscribe_base_url: str | None = None
+    # Domain of the relay-hosted mailto: unsubscribe address. Default: smtp.hostname.
+    unsubscribe_mailto_domain: str | None = None
+    # Key of the unsubscribe tokens' HMAC; default: state_dir/keys/unsubscribe-token.key,
+    # created on first use. Every node of a cluster must use the same key.
+    token_key_file: Path | None = None
+
+    @field_validator("unsubscribe_base_url")
+    @classmethod
+    def _https_origin(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        match = _HTTPS_ORIGIN.match(url)
+        if match is None:
+            raise ValueError(
+                f"{url!r}: give an https URL without a path, e.g. https://relay.example"
+            )
+        return f"https://{match.group(1).lower()}"
+
+    @field_validator("unsubscribe_mailto_domain")
+    @classmethod
+    def _mailto_domain(cls, domain: str | None) -> str | None:
+        if domain is None:
+            return None
+        domain = domain.strip().rstrip(".").lower()
+        if not _DOMAIN.match(domain):
+            raise ValueError(f"{domain!r} is not a domain name")
+        return domain
+
+
 class DkimKey(_Section):
     domain: Annotated[str, Field(min_length=1)]
     selector: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")]
@@ -197,6 +235,7 @@ class Settings(_Section):
     stores: StoresSettings = Field(default_factory=StoresSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
+    rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
 
     @property
     def spool_path(self) -> Path:
@@ -217,3 +256,17 @@ class Settings(_Section):
     @property
     def audit_path(self) -> Path:
         return self.audit.path or self.state_dir / "audit"
+
+    @property
+    def unsubscribe_token_key_path(self) -> Path:
+        return self.rewrite.token_key_file or self.state_dir / "keys" / "unsubscribe-token.key"
+
+    @property
+    def unsubscribe_host(self) -> str:
+        """host[:port] of the one-click unsubscribe URIs."""
+        base = self.rewrite.unsubscribe_base_url or f"https://{self.smtp.hostname}"
+        return base.removeprefix("https://")
+
+    @property
+    def unsubscribe_mailto_domain(self) -> str:
+        return self.rewrite.unsubscribe_mailto_domain or self.smtp.hostname

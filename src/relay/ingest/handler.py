@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
 from relay import replies
+from relay.audit.records import AuditEvent
 from relay.errors import SigningError, SpoolError
 from relay.policy.checkpoint import Checkpoint, Transaction
 from relay.replies import Reply
@@ -122,70 +124,113 @@ class SubmissionHandler:
         if outcome.refusal is not None:
             failure = await self._checkpoint.record(events)
             return str(failure or outcome.refusal)
-        try:
-            # Signing is the last change to the content (COMPLIANCE §1.5); RSA runs in OpenSSL,
-            # which leaves the event loop free meanwhile.
-            signed = await asyncio.to_thread(self._signer.sign, outcome.content)
-        except SigningError as exc:
-            refusal = UNSIGNABLE.but(str(exc))
-            failure = await self._checkpoint.record(
-                [
-                    event.updated(action="refuse", reply=str(refusal), detail=str(exc))
-                    if event.action == "accept"
-                    else event
-                    for event in events
+        if not outcome.copies:
+            units = [_Unit(tuple(smtp_envelope.rcpt_tos), outcome.content, events)]
+        else:
+            # The rewrite stage personalised the message: one queue file per recipient.
+            units = [
+                _Unit(
+                    (copy.recipient,),
+                    copy.content,
+                    [e for e in events if e.recipient_hash == copy.recipient_hash]
+                    + list(copy.events),
+                )
+                for copy in outcome.copies
+            ]
+        return await self._spool_units(session, smtp_envelope, units)
+
+    async def _spool_units(
+        self, session: Session, smtp_envelope: SmtpEnvelope, units: list[_Unit]
+    ) -> str:
+        """Sign every unit, write every audit record, then spool every unit; one 250 covers
+        them all. When one cannot be spooled, those already written are withdrawn and the
+        whole message gets 451: nothing is half-accepted."""
+        prepared: list[tuple[Envelope, bytes, list[AuditEvent]]] = []
+        for unit in units:
+            try:
+                # Signing is the last change to the content (COMPLIANCE §1.5); RSA runs in
+                # OpenSSL, which leaves the event loop free meanwhile.
+                signed = await asyncio.to_thread(self._signer.sign, unit.content)
+            except SigningError as exc:
+                refusal = UNSIGNABLE.but(str(exc))
+                every = [event for other in units for event in other.events]
+                failure = await self._checkpoint.record(
+                    _refused(every, reply=str(refusal), detail=str(exc))
+                )
+                return str(failure or refusal)
+            dkim = {
+                "dkim": [
+                    f"d={by.domain} s={by.selector} a={by.algorithm}" for by in signed.signed_by
                 ]
+                or signed.unsigned_reason
+            }
+            envelope = Envelope(
+                queue_id=new_queue_id(),
+                mail_from=smtp_envelope.mail_from or "",
+                recipients=unit.recipients,
+                received_at=time.time(),
+                smtputf8=smtp_envelope.smtp_utf8,
+                client_address=session.peer[0] if session.peer else "",
+                client_helo=session.host_name or "",
+                auth_user=session.auth_data if session.authenticated else None,
             )
-            return str(failure or refusal)
-        dkim = {
-            "dkim": [f"d={by.domain} s={by.selector} a={by.algorithm}" for by in signed.signed_by]
-            or signed.unsigned_reason
-        }
-        events = [
-            event.updated(inputs=event.inputs | dkim) if event.action == "accept" else event
-            for event in events
-        ]
-        envelope = Envelope(
-            queue_id=new_queue_id(),
-            mail_from=smtp_envelope.mail_from or "",
-            recipients=tuple(smtp_envelope.rcpt_tos),
-            received_at=time.time(),
-            smtputf8=smtp_envelope.smtp_utf8,
-            client_address=session.peer[0] if session.peer else "",
-            client_helo=session.host_name or "",
-            auth_user=session.auth_data if session.authenticated else None,
-        )
+            events = [
+                event.updated(
+                    queue_id=envelope.queue_id,
+                    inputs=event.inputs | dkim if event.action == "accept" else event.inputs,
+                )
+                for event in unit.events
+            ]
+            stamped = received_header(session, envelope, self._hostname) + signed.content
+            prepared.append((envelope, stamped, events))
         failure = await self._checkpoint.record(
-            [event.updated(queue_id=envelope.queue_id) for event in events]
+            [event for _, _, events in prepared for event in events]
         )
         if failure is not None:
             return str(failure)
-        stamped = received_header(session, envelope, self._hostname) + signed.content
-        try:
-            await self._spool.accept(envelope, stamped)
-        except SpoolError as exc:
-            log.error("%s: not accepted, answered 451: %s", envelope.queue_id, exc)
-            await self._checkpoint.record(
-                [
-                    event.updated(
-                        queue_id=envelope.queue_id,
-                        action="refuse",
-                        reply=str(replies.SPOOL_FAILURE),
-                        detail=f"not spooled: {exc}",
-                    )
-                    for event in events
-                    if event.action == "accept"
-                ]
+        spooled: list[Envelope] = []
+        for envelope, stamped, _ in prepared:
+            try:
+                await self._spool.accept(envelope, stamped)
+            except SpoolError as exc:
+                log.error("%s: not accepted, answered 451: %s", envelope.queue_id, exc)
+                for written in spooled:
+                    await self._spool.withdraw(written.queue_id)
+                every = [event for _, _, events in prepared for event in events]
+                await self._checkpoint.record(
+                    _refused(every, reply=str(replies.SPOOL_FAILURE), detail=f"not spooled: {exc}")
+                )
+                return str(replies.SPOOL_FAILURE)
+            spooled.append(envelope)
+        for envelope, stamped, _ in prepared:
+            log.info(
+                "%s: accepted from=<%s> nrcpt=%d size=%d client=%s%s",
+                envelope.queue_id,
+                envelope.mail_from,
+                len(envelope.recipients),
+                len(stamped),
+                envelope.client_address,
+                f" user={envelope.auth_user}" if envelope.auth_user else "",
             )
-            return str(replies.SPOOL_FAILURE)
-        log.info(
-            "%s: accepted from=<%s> nrcpt=%d size=%d client=%s%s",
-            envelope.queue_id,
-            envelope.mail_from,
-            len(envelope.recipients),
-            len(stamped),
-            envelope.client_address,
-            f" user={envelope.auth_user}" if envelope.auth_user else "",
-        )
-        self._on_queued(envelope)
-        return str(replies.QUEUED.but(f"Queued as {envelope.queue_id}"))
+            self._on_queued(envelope)
+        more = f" and {len(spooled) - 1} more" if len(spooled) > 1 else ""
+        return str(replies.QUEUED.but(f"Queued as {spooled[0].queue_id}{more}"))
+
+
+@dataclass(slots=True)
+class _Unit:
+    """What becomes one queue file: its recipients, its content and its audit events."""
+
+    recipients: tuple[str, ...]
+    content: bytes
+    events: list[AuditEvent]
+
+
+def _refused(events: list[AuditEvent], *, reply: str, detail: str) -> list[AuditEvent]:
+    """The events with each acceptance turned into a refusal: the message was not kept."""
+    return [
+        event.updated(action="refuse", reply=reply, detail=detail)
+        if event.action == "accept"
+        else event
+        for event in events
+    ]

@@ -31,12 +31,15 @@ from relay.audit.records import AuditEvent
 from relay.errors import AuditError, StoreUnavailable
 from relay.policy.context import MessageContext
 from relay.policy.engine import PolicyEngine
-from relay.policy.model import Decision, Stage, Verdict
+from relay.policy.model import Action, Decision, Stage, Verdict
 from relay.replies import Reply
+from relay.rewrite import Unfixable
+from relay.rewrite.pipeline import DEFAULT_AD_PREFIX, Rewriter, ordered_by
+from relay.rewrite.plan import FIXES, Fix
 from relay.stores.base import Stores
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
 
-__all__ = ["AuditSink", "Checkpoint", "MessageOutcome", "Transaction"]
+__all__ = ["AuditSink", "Checkpoint", "FixedCopy", "MessageOutcome", "Transaction"]
 
 log = logging.getLogger("relay.policy")
 
@@ -93,13 +96,26 @@ class Transaction:
 
 
 @dataclass(frozen=True, slots=True)
+class FixedCopy:
+    """One recipient's copy of a message the rewrite stage fixed: spooled on its own, with its
+    own audit events (the verdicts, one `fix` record per change, the acceptance)."""
+
+    recipient: str
+    recipient_hash: str
+    content: bytes
+    events: tuple[AuditEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessageOutcome:
     """The end-of-data decision: a refusal reply, or the content to spool (declarations
-    stripped) and the audit events to write with the queue id once it is known."""
+    stripped) and the audit events to write with the queue id once it is known. When fixes
+    were made, `copies` holds one message per recipient instead, `content` and `events` unused."""
 
     refusal: Reply | None
     content: bytes
     events: tuple[AuditEvent, ...]
+    copies: tuple[FixedCopy, ...] = ()
 
 
 def _now() -> datetime:
@@ -139,12 +155,20 @@ class Checkpoint:
         audit: AuditSink,
         hash_address: Callable[[str], str],
         keep_addresses: bool,
+        rewriter: Rewriter | None = None,
     ) -> None:
         self._engine = engine
         self._stores = stores
         self._audit = audit
         self._hash = hash_address
         self._keep_addresses = keep_addresses
+        self._rewriter = rewriter
+        self._jurisdictions = {policy.path.name: policy.jurisdiction for policy in engine.policies}
+        self._params = {
+            (policy.path.name, binding.rule_id): binding.params
+            for policy in engine.policies
+            for binding in policy.bindings
+        }
 
     # -- MAIL -------------------------------------------------------------------------------
 
@@ -230,6 +254,7 @@ class Checkpoint:
         sender_id = transaction.sender.sender_id if transaction.sender else ""
         decision = Decision()
         events: list[AuditEvent] = []
+        decided: list[tuple[_Recipient, Decision]] = []
         for recipient in transaction.recipients:
             if list_id is not None:
                 try:
@@ -245,9 +270,21 @@ class Checkpoint:
             again = self._engine.evaluate(Stage.RCPT, context)
             verdicts = self._engine.evaluate(Stage.DATA, context) + again
             decision += verdicts
+            decided.append((recipient, verdicts))
             events.extend(self._verdict_events(transaction, Stage.DATA, recipient, verdicts))
         refusal = decision.refusal
         message_id = declarations["message_id"]
+        if refusal is not None and self._rewriter is not None and _only_fixes(decision):
+            return self._fixed(
+                self._rewriter,
+                transaction,
+                decided,
+                decision,
+                _strip_declarations(content),
+                message_class,
+                list_id,
+                declarations,
+            )
         events = [event.updated(message_id=message_id) for event in events]
         if refusal is None:
             inputs: dict[str, Any] = {k: v for k, v in declarations.items() if v is not None}
@@ -271,6 +308,125 @@ class Checkpoint:
             _strip_declarations(content),
             tuple(events),
         )
+
+    def _fixed(
+        self,
+        rewriter: Rewriter,
+        transaction: Transaction,
+        decided: list[tuple[_Recipient, Decision]],
+        decision: Decision,
+        content: bytes,
+        message_class: MessageClass,
+        list_id: str | None,
+        declarations: dict[str, str | None],
+    ) -> MessageOutcome:
+        """The rewrite stage: every refusing verdict orders a fix. Make one fixed copy per
+        recipient and run the rules again on it; refuse with the rule's reply when a fix cannot
+        be made (no aligned key, the sender's choice, Unfixable) or a rule still refuses."""
+        message_id = declarations["message_id"]
+        refusing = [verdict for verdict in decision.verdicts if verdict.action.refuses]
+        needed = [(v.rule_id, self._jurisdictions.get(v.policy)) for v in refusing]
+        fix_plan = rewriter.plan(needed, transaction.sender, content)
+        if fix_plan.refused or not fix_plan.fixes or transaction.sender is None:
+            refused = set(fix_plan.refused)
+            first = next((v for v in refusing if v.rule_id in refused), decision.refusal)
+            detail = "no fix made: " + (
+                "no aligned DKIM key for the From domain, or the sender does not allow it"
+            )
+            return self._refused(transaction, decided, first, message_id, detail)
+        now = _now()
+        new_id = message_id or rewriter.message_id(content)
+        order = ordered_by([rule_id for rule_id, _ in needed], fix_plan.fixes)
+        prefix = next(
+            (
+                str(self._params.get((v.policy, v.rule_id), {}).get("prefix", DEFAULT_AD_PREFIX))
+                for v in refusing
+                if Fix.SUBJECT_PREFIX in FIXES.get(v.rule_id, ())
+            ),
+            DEFAULT_AD_PREFIX,
+        )
+        inputs: dict[str, Any] = {k: v for k, v in declarations.items() if v is not None}
+        inputs["message_class"] = message_class.value
+        inputs["message_id"] = new_id
+        inputs["fixes"] = [fix.value for fix in fix_plan.fixes]
+        copies: list[FixedCopy] = []
+        for recipient, verdicts in decided:
+            made = rewriter.apply(
+                content,
+                fix_plan.fixes,
+                ordered_by=order,
+                sender=transaction.sender,
+                address_hash=recipient.address_hash,
+                list_id=list_id,
+                ad_prefix=prefix,
+                now=now,
+                message_id=new_id,
+            )
+            if isinstance(made, Unfixable):
+                first = next((v for v in refusing if v.rule_id == made.rule_id), decision.refusal)
+                return self._refused(
+                    transaction, decided, first, message_id, f"cannot fix: {made.detail}"
+                )
+            fixed = BytesParser(policy=email_policy.default).parsebytes(made.content)
+            assert isinstance(fixed, EmailMessage)
+            context = self._context(transaction, recipient, message_class, list_id)
+            context = replace(context, message=fixed, raw=made.content)
+            again = self._engine.evaluate(Stage.DATA, context) + self._engine.evaluate(
+                Stage.RCPT, context
+            )
+            base = self._event(
+                transaction, Stage.DATA, recipient.address, recipient.address_hash, "fix"
+            ).updated(message_id=new_id)
+            events = [
+                event.updated(message_id=new_id)
+                for event in self._events_for(transaction, Stage.DATA, recipient, verdicts, None)
+            ]
+            events.extend(change.audit(base) for change in made.changes)
+            if again.refusal is not None:
+                assert again.refusal.reply is not None
+                events.extend(
+                    event.updated(message_id=new_id, detail=f"after the fixes: {event.detail}")
+                    for event in self._verdict_events(transaction, Stage.DATA, recipient, again)
+                    if event.action != Action.WARN.value
+                )
+                done = [event for copy in copies for event in copy.events]
+                return MessageOutcome(again.refusal.reply, content, (*done, *events))
+            accepted = self._event(
+                transaction, Stage.DATA, recipient.address, recipient.address_hash, "accept"
+            )
+            events.append(
+                accepted.updated(
+                    message_id=new_id,
+                    inputs=inputs
+                    | {
+                        "jurisdictions": sorted(recipient.jurisdictions),
+                        "consent_records": [r.record_id for r in recipient.consents],
+                    },
+                )
+            )
+            copies.append(
+                FixedCopy(recipient.address, recipient.address_hash, made.content, tuple(events))
+            )
+        return MessageOutcome(None, content, (), tuple(copies))
+
+    def _refused(
+        self,
+        transaction: Transaction,
+        decided: list[tuple[_Recipient, Decision]],
+        refusal: Verdict | None,
+        message_id: str | None,
+        detail: str,
+    ) -> MessageOutcome:
+        """Refuse with `refusal`'s reply, every verdict recorded as without the rewrite stage."""
+        assert refusal is not None
+        assert refusal.reply is not None
+        events = [
+            event.updated(message_id=message_id)
+            for recipient, verdicts in decided
+            for event in self._events_for(transaction, Stage.DATA, recipient, verdicts, refusal)
+        ]
+        log.info("fix refused (%s): %s", refusal.rule_id, detail)
+        return MessageOutcome(refusal.reply, b"", tuple(events))
 
     async def record(self, events: Sequence[AuditEvent]) -> Reply | None:
         """Append to the audit log; a failure is the reply to send instead of going on."""
@@ -336,7 +492,17 @@ class Checkpoint:
         recipient: _Recipient,
         decision: Decision,
     ) -> list[AuditEvent]:
-        refusal = decision.refusal
+        return self._events_for(transaction, stage, recipient, decision, decision.refusal)
+
+    def _events_for(
+        self,
+        transaction: Transaction,
+        stage: Stage,
+        recipient: _Recipient,
+        decision: Decision,
+        refusal: Verdict | None,
+    ) -> list[AuditEvent]:
+        """One event per verdict; `refusal`'s carries the reply."""
         return [
             self._event(
                 transaction, stage, recipient.address, recipient.address_hash, verdict.action.value
@@ -354,3 +520,15 @@ def _verdict_fields(verdict: Verdict, refusal: Verdict | None) -> dict[str, Any]
         "inputs": dict(verdict.inputs),
         "reply": str(verdict.reply) if verdict is refusal and verdict.reply else None,
     }
+
+
+def _fixable(verdict: Verdict) -> bool:
+    """A refusing verdict the rewrite stage may answer with a fix: a `fix` action, or a finding
+    of RFC-5322-REQUIRED / RFC-5322-LINELEN whose remedy is "fix" (one id binds one action)."""
+    if verdict.action is Action.FIX:
+        return True
+    return verdict.rule_id in FIXES and verdict.inputs.get("remedy") == "fix"
+
+
+def _only_fixes(decision: Decision) -> bool:
+    return all(_fixable(verdict) for verdict in decision.verdicts if verdict.action.refuses)

@@ -31,7 +31,8 @@ class Action(StrEnum):
 
     @property
     def refuses(self) -> bool:
-        # Until the rewrite stage exists, a needed fix refuses the message with the rule's reply.
+        # A needed fix refuses unless the rewrite stage makes it (relay.policy.checkpoint: only
+        # when every refusing verdict is a fix and the plan allows them all).
         return self is not Action.WARN
 
 

@@ -117,6 +117,16 @@ class Signer:
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
 
+    def has_key_for(self, message: bytes) -> bool:
+        """Whether `sign` would sign `message`: it has one usable From domain with a key (the
+        aligned key a rewrite needs, COMPLIANCE §11 point 10)."""
+        try:
+            header_section, _, _ = split_message(message)
+            domain, _ = _author_domain(_parse_header_section(header_section))
+        except (SigningError, ValueError, UnicodeError):
+            return False
+        return domain is not None and bool(self.keyring.for_domain(domain))
+
     def sign(self, message: bytes, *, now: float | None = None) -> SignResult:
         """Sign for the From domain, with t=NOW (default: the clock). Raises SigningError when
         the header section cannot be parsed or dkimpy refuses to write the signature; a message

@@ -272,6 +272,19 @@ class Spool:
         """Delete the queue file of a message whose recipients are all final."""
         await asyncio.to_thread((self.queue_dir / queue_id).unlink, missing_ok=True)
 
+    async def withdraw(self, queue_id: str) -> None:
+        """Take back a message that was spooled but not acknowledged (another copy of its
+        transaction could not be written): its queue file and its index rows."""
+        await self.remove(queue_id)
+        await self._in_index_thread(self._forget, queue_id)
+
+    def _forget(self, queue_id: str) -> None:
+        assert self._db is not None
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM recipients WHERE queue_id = ?", (queue_id,))
+            self._db.execute("DELETE FROM messages WHERE queue_id = ?", (queue_id,))
+
     def _set_aside(self, queue_file: Path, reason: str) -> None:
         log.error(
             "%s: %s; moved to %s for an operator to inspect", queue_file.name, reason, self.bad_dir

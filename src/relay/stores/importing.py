@@ -331,6 +331,8 @@ class SenderRow(_Row):
     default_jurisdiction: Country | None = None
     message_class: MessageClass = MessageClass.COMMERCIAL
     users: Words = ()
+    fix_us: bool = False  # opt in to fixes ordered by US rules (COMPLIANCE §11 point 11)
+    fixes_allowed: bool = True  # False: opt out of every fix; such mail is refused instead
 
     def to_profile(self) -> SenderProfile:
         return SenderProfile(
@@ -342,6 +344,8 @@ class SenderRow(_Row):
             default_jurisdiction=self.default_jurisdiction,
             message_class=self.message_class,
             users=tuple(dict.fromkeys(self.users)),
+            fix_us=self.fix_us,
+            fixes_allowed=self.fixes_allowed,
         )
 
 

@@ -112,3 +112,8 @@ class SenderProfile:
     default_jurisdiction: str | None = None
     message_class: MessageClass = MessageClass.COMMERCIAL  # the stream's declared class
     users: tuple[str, ...] = field(default_factory=tuple)  # SMTP AUTH names of this sender
+    # Rewrites (relay.rewrite.plan.FixPreferences, COMPLIANCE §11 point 11): fixes ordered by US
+    # rules are made only when the sender opted in (`fix_us`); the others unless it opted out
+    # of fixes altogether (`fixes_allowed` False, which also stops the US ones).
+    fix_us: bool = False
+    fixes_allowed: bool = True

@@ -92,7 +92,9 @@ CREATE TABLE IF NOT EXISTS senders (
     verified_domains TEXT NOT NULL,
     default_jurisdiction TEXT,
     message_class TEXT NOT NULL,
-    users TEXT NOT NULL
+    users TEXT NOT NULL,
+    fix_us INTEGER NOT NULL DEFAULT 0,
+    fixes_allowed INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS sender_users (
     user TEXT PRIMARY KEY,
@@ -117,7 +119,12 @@ _CONSENT_COLUMNS = (
 )
 _SENDER_COLUMNS = (
     "sender_id, legal_name, postal_address, contact, verified_domains, default_jurisdiction,"
-    " message_class, users"
+    " message_class, users, fix_us, fixes_allowed"
+)
+
+_ADDED_SENDER_COLUMNS = (
+    ("fix_us", "INTEGER NOT NULL DEFAULT 0"),
+    ("fixes_allowed", "INTEGER NOT NULL DEFAULT 1"),
 )
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
@@ -222,6 +229,10 @@ class SqliteStores:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     await db.execute(statement)
+            columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(senders)")}
+            for column, definition in _ADDED_SENDER_COLUMNS:
+                if column not in columns:  # a store made before the column existed
+                    await db.execute(f"ALTER TABLE senders ADD COLUMN {column} {definition}")
             await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             await db.execute("COMMIT")
         except BaseException:
@@ -370,7 +381,7 @@ class SqliteStores:
             )
             await db.executemany(
                 f"INSERT OR REPLACE INTO senders ({_SENDER_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sender_row(profile) for profile in profiles],
             )
             for profile in profiles:
@@ -501,6 +512,8 @@ class SqliteStores:
             profile.default_jurisdiction,
             profile.message_class.value,
             json.dumps(list(profile.users)),
+            int(profile.fix_us),
+            int(profile.fixes_allowed),
         )
 
     @staticmethod
@@ -514,6 +527,8 @@ class SqliteStores:
             default_jurisdiction=row[5],
             message_class=MessageClass(row[6]),
             users=tuple(json.loads(row[7])),
+            fix_us=bool(row[8]),
+            fixes_allowed=bool(row[9]),
         )
 
 
