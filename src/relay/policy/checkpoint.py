@@ -289,20 +289,10 @@ class Checkpoint:
         if refusal is None:
             inputs: dict[str, Any] = {k: v for k, v in declarations.items() if v is not None}
             inputs["message_class"] = message_class.value
-            for recipient in transaction.recipients:
-                accepted = self._event(
-                    transaction, Stage.DATA, recipient.address, recipient.address_hash, "accept"
-                )
-                events.append(
-                    accepted.updated(
-                        message_id=message_id,
-                        inputs=inputs
-                        | {
-                            "jurisdictions": sorted(recipient.jurisdictions),
-                            "consent_records": [r.record_id for r in recipient.consents],
-                        },
-                    )
-                )
+            events.extend(
+                self._accepted(transaction, recipient, message_id, inputs)
+                for recipient in transaction.recipients
+            )
         return MessageOutcome(
             refusal.reply if refusal else None,
             _strip_declarations(content),
@@ -391,19 +381,7 @@ class Checkpoint:
                 )
                 done = [event for copy in copies for event in copy.events]
                 return MessageOutcome(again.refusal.reply, content, (*done, *events))
-            accepted = self._event(
-                transaction, Stage.DATA, recipient.address, recipient.address_hash, "accept"
-            )
-            events.append(
-                accepted.updated(
-                    message_id=new_id,
-                    inputs=inputs
-                    | {
-                        "jurisdictions": sorted(recipient.jurisdictions),
-                        "consent_records": [r.record_id for r in recipient.consents],
-                    },
-                )
-            )
+            events.append(self._accepted(transaction, recipient, new_id, inputs))
             copies.append(
                 FixedCopy(recipient.address, recipient.address_hash, made.content, tuple(events))
             )
@@ -483,6 +461,26 @@ class Checkpoint:
             recipient=address if self._keep_addresses else None,
             sender_id=transaction.sender.sender_id if transaction.sender else None,
             relay_version=__version__,
+        )
+
+    def _accepted(
+        self,
+        transaction: Transaction,
+        recipient: _Recipient,
+        message_id: str | None,
+        inputs: dict[str, Any],
+    ) -> AuditEvent:
+        """The acceptance of `recipient`, with what the decision rested on."""
+        accepted = self._event(
+            transaction, Stage.DATA, recipient.address, recipient.address_hash, "accept"
+        )
+        return accepted.updated(
+            message_id=message_id,
+            inputs=inputs
+            | {
+                "jurisdictions": sorted(recipient.jurisdictions),
+                "consent_records": [record.record_id for record in recipient.consents],
+            },
         )
 
     def _verdict_events(
