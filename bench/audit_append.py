@@ -43,7 +43,7 @@ async def _run(directory: Path, appenders: int, records: int) -> None:
         commits += 1
         original(data)
 
-    log._write = counting_write  # type: ignore[method-assign]
+    log._write = counting_write
 
     async def session(number: int) -> None:
         for index in range(records):

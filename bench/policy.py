@@ -338,7 +338,7 @@ class TimedAudit:
             finally:
                 self.writes.add(time.perf_counter() - started)
 
-        log._write = timed_write  # type: ignore[method-assign]
+        log._write = timed_write
 
     async def append(self, events: Sequence[AuditEvent]) -> None:
         started = time.perf_counter()

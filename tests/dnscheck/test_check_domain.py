@@ -128,7 +128,7 @@ def test_result_is_frozen_and_rules_can_read_it(dns_server):
     assert readiness.status_of("mx") == "fail"  # ... and does not exist
     assert readiness.ready is False
     with pytest.raises(dataclasses.FrozenInstanceError):
-        readiness.domain = "other.test"  # type: ignore[misc]
+        readiness.domain = "other.test"
 
 
 def test_invalid_dmarc_record_and_one_without_p_fail(dns_server):

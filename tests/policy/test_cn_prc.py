@@ -66,10 +66,10 @@ CASES = [
         consents=(consent(jurisdictions=frozenset({"US"})),),
     ),
     subject_case(False, "【广告】夏季促销"),
-    subject_case(False, "广告：夏季促销"),  # noqa: RUF001
+    subject_case(False, "广告：夏季促销"),
     subject_case(False, "AD: summer sale"),
     subject_case(False, "[AD] summer sale"),
-    subject_case(False, "  （广告）夏季促销"),  # noqa: RUF001
+    subject_case(False, "  （广告）夏季促销"),
     subject_case(False, "「AD」summer sale"),
     subject_case(False, "AD夏季促销"),
     subject_case(True, "夏季促销"),

@@ -133,7 +133,7 @@ CASES = [
     subject_case(True, "FWD: a deal"),
     subject_case(True, "AW: Angebot"),
     subject_case(True, "[news] Re[2]: x"),
-    subject_case(True, "回复：优惠"),  # noqa: RUF001
+    subject_case(True, "回复：优惠"),
     case(
         "MBP-FAKE-REPLY",
         True,
@@ -219,7 +219,7 @@ CASES = [
         True,
         "yuan and sale",
         headers={**NO_LIST_HEADERS, "Subject": "订单"},
-        text="限时 sale：仅需 99元\n",  # noqa: RUF001
+        text="限时 sale：仅需 99元\n",
         html=None,
         message_class=TRANSACTIONAL,
     ),

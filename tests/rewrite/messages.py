@@ -40,8 +40,11 @@ HEAD = (
 MIME = "MIME-Version: 1.0\r\n"
 
 PLAIN_TEXT = "Our summer sale starts today.\r\nSee you soon.\r\n"
-UTF8_TEXT = "Grüße aus Berlin, 你好，夏季促销今天开始。\r\nÀ bientôt.\r\n"  # noqa: RUF001
-HTML_TEXT = "<html><head><title>Sale</title></head><body>\r\n<p>Our sale starts today.</p>\r\n</body></html>\r\n"  # noqa: E501
+UTF8_TEXT = "Grüße aus Berlin, 你好，夏季促销今天开始。\r\nÀ bientôt.\r\n"
+HTML_TEXT = (
+    "<html><head><title>Sale</title></head><body>\r\n"
+    "<p>Our sale starts today.</p>\r\n</body></html>\r\n"
+)
 HTML_UTF8 = "<html><body>\r\n<p>夏季促销 — Grüße</p>\r\n</BODY>\r\n</html>\r\n"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))

@@ -20,7 +20,7 @@ from relay.rewrite import Change, Rewrite, raw
 __all__ = ["RULE_ID", "encode_words", "fix_subject_prefix", "fold", "has_ad_prefix"]
 
 RULE_ID = "PRC-SUBJECT-AD-PREFIX"
-_OPENING_BRACKETS = "[【(（「"  # noqa: RUF001 (as in relay.policy.rules.cn_prc)
+_OPENING_BRACKETS = "[【(（「"
 _WIDTH = 78  # RFC 5322 §2.1.1: SHOULD
 _MAX_WORD = 75  # RFC 2047 §2: an encoded-word is at most 75 characters
 _WORD_OVERHEAD = len("=?UTF-8?B??=")

@@ -17,7 +17,7 @@ from relay.policy.model import Finding, Stage
 from relay.policy.rules import rule
 
 AD_PREFIXES = ("广告", "AD")  # 办法 Art. 13(3): “广告”或者“AD”字样, at the front of the Subject
-_OPENING_BRACKETS = "[【(（「"  # noqa: RUF001 (full-width brackets are the point)
+_OPENING_BRACKETS = "[【(（「"
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 

@@ -135,7 +135,7 @@ def _prefix_pattern(prefixes: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(prefix) for prefix in sorted(prefixes, key=len, reverse=True))
     # An optional list tag ("[news] Re:"), the prefix, an optional count ("Re[2]:"), a colon.
     return re.compile(
-        rf"^\s*(?:\[[^\]]*\]\s*)?({alternatives})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]",  # noqa: RUF001
+        rf"^\s*(?:\[[^\]]*\]\s*)?({alternatives})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]",
         re.IGNORECASE,
     )
 

@@ -19,7 +19,7 @@ from relay.policy.rules import rule
 ADULT_LABEL = "SEXUALLY-EXPLICIT: "  # 16 CFR 316.4(a)(1): exactly these 19 characters
 # A reply or forward prefix ("Re:", "Fwd:", "AW:", "回复:"), as mail clients write them.
 _REPLY_PREFIX = re.compile(
-    r"^\s*(re|fwd?|aw|wg|sv|vs|tr|rv|回复|回覆|转发|轉寄)\s*(\[\d+\])?\s*[:：]",  # noqa: RUF001
+    r"^\s*(re|fwd?|aw|wg|sv|vs|tr|rv|回复|回覆|转发|轉寄)\s*(\[\d+\])?\s*[:：]",
     re.IGNORECASE,
 )
 
