@@ -73,6 +73,12 @@ class SubmissionHandler:
         self._on_queued = on_queued
         self._flushing: set[asyncio.Task[None]] = set()
 
+    @property
+    def refuses_long_lines(self) -> bool:
+        """Ingest refuses lines over 998 octets unless a policy decides them (and may fix them
+        by re-encoding the part)."""
+        return not self._checkpoint.decides_line_length
+
     async def handle_EHLO(
         self,
         server: Any,

@@ -279,10 +279,10 @@ class SubmissionSession(SMTP):
         if too_big or total - len(_DOT_LINE) > limit:
             return b"", self._too_big()
         del data[-len(_DOT_LINE) :]
-        return self._check_data(bytes(data))
+        return self._check_data(bytes(data), refuse_long_lines=self._handler.refuses_long_lines)
 
     @staticmethod
-    def _check_data(data: bytes) -> tuple[bytes, replies.Reply | None]:
+    def _check_data(data: bytes, *, refuse_long_lines: bool) -> tuple[bytes, replies.Reply | None]:
         if b"\0" in data:
             return b"", replies.NUL_IN_DATA
         line_ends = data.count(b"\r\n")
@@ -290,7 +290,7 @@ class SubmissionSession(SMTP):
             return b"", replies.BARE_LINE_ENDING
         # RFC 5321 §4.5.2: remove the first dot of every line that starts with one.
         content = (b"\r\n" + data).replace(b"\r\n.", b"\r\n")[2:]
-        if max(map(len, content.split(b"\r\n"))) > _MAX_LINE:
+        if refuse_long_lines and max(map(len, content.split(b"\r\n"))) > _MAX_LINE:
             return b"", replies.LINE_TOO_LONG
         return content, None
 

@@ -170,6 +170,12 @@ class Checkpoint:
             for binding in policy.bindings
         }
 
+    @property
+    def decides_line_length(self) -> bool:
+        """RFC-5322-LINELEN is bound: the policy stage fixes or refuses over-long lines, so
+        ingest need not refuse them itself."""
+        return self._engine.binds("RFC-5322-LINELEN")
+
     # -- MAIL -------------------------------------------------------------------------------
 
     async def begin(

@@ -31,6 +31,12 @@ class PolicyEngine:
             for stage in Stage
         }
 
+    def binds(self, rule_id: str) -> bool:
+        """Some loaded policy runs the rule `rule_id`."""
+        return any(
+            binding.rule_id == rule_id for policy in self.policies for binding in policy.bindings
+        )
+
     def jurisdictions(
         self,
         recipient: str,
