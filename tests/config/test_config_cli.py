@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,30 @@ def run_relay(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout:
         text=True,
         timeout=timeout,
     )
+
+
+@dataclass
+class Served:
+    """How a `relay serve` run ended: filled in when its `with serving(...)` block ends."""
+
+    returncode: int | None = None
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def serving(cwd: Path, env: dict[str, str], port: int) -> Iterator[Served]:
+    """`relay serve` in `cwd` with exactly `env`, listening on `port`, until the block ends."""
+    served = Served()
+    with subprocess.Popen(
+        [*RELAY, "serve"], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert wait_for_port("127.0.0.1", port), f"relay did not listen on port {port}"
+            yield served
+        finally:
+            process.terminate()
+            _, served.stderr = process.communicate(timeout=20)
+            served.returncode = process.returncode
 
 
 def write(path: Path, text: str) -> Path:
@@ -132,41 +159,26 @@ def test_hash_password_output_is_accepted_as_a_user(tmp_path):
 def test_environment_sets_listen_address_for_serve(tmp_path):
     port = free_port()
     env = {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}", "RELAY_STATE_DIR": "state"}
-    with subprocess.Popen(
-        [*RELAY, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert wait_for_port("127.0.0.1", port), "relay did not listen on the env address"
-            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                code, _ = client.ehlo("client.test")
-                assert code == 250
-        finally:
-            process.terminate()
-            _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    with (
+        serving(tmp_path, env, port) as served,
+        smtplib.SMTP("127.0.0.1", port, timeout=10) as client,
+    ):
+        code, _ = client.ehlo("client.test")
+        assert code == 250
+    assert served.returncode == 0, served.stderr
+    assert "Traceback" not in served.stderr
     assert (tmp_path / "state" / "spool" / "queue").is_dir()
     assert (tmp_path / "state" / "tls" / "selfsigned.crt").is_file()
 
 
 def test_port_in_use_is_reported_without_traceback(tmp_path):
     port = free_port()
-    with subprocess.Popen(
-        [*RELAY, "serve"],
-        cwd=tmp_path,
-        env={**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"},
-        stderr=subprocess.DEVNULL,
-    ) as first:
-        try:
-            assert wait_for_port("127.0.0.1", port)
-            second = run_relay(
-                "serve",
-                cwd=tmp_path,
-                env={"RELAY_SMTP__LISTEN": f"127.0.0.1:{port}", "RELAY_STATE_DIR": "second"},
-            )
-        finally:
-            first.terminate()
-            first.wait(timeout=20)
+    with serving(tmp_path, {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"}, port):
+        second = run_relay(
+            "serve",
+            cwd=tmp_path,
+            env={"RELAY_SMTP__LISTEN": f"127.0.0.1:{port}", "RELAY_STATE_DIR": "second"},
+        )
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port} ([smtp] listen)" in second.stderr
     assert "Traceback" not in second.stderr
@@ -175,20 +187,15 @@ def test_port_in_use_is_reported_without_traceback(tmp_path):
 def test_serve_without_arguments_uses_embedded_defaults(tmp_path):
     """DESIGN §4: submission on 127.0.0.1:2525 and state under ./var/."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("RELAY_")}
-    with subprocess.Popen(
-        [*RELAY, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert wait_for_port("127.0.0.1", 2525), "relay did not listen on 127.0.0.1:2525"
-            with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as client:
-                code, features = client.ehlo("client.test")
-                assert code == 250
-                assert b"STARTTLS" in features
-        finally:
-            process.terminate()
-            _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    assert "config <embedded defaults>" in stderr
+    with (
+        serving(tmp_path, env, 2525) as served,
+        smtplib.SMTP("127.0.0.1", 2525, timeout=10) as client,
+    ):
+        code, features = client.ehlo("client.test")
+        assert code == 250
+        assert b"STARTTLS" in features
+    assert served.returncode == 0, served.stderr
+    assert "config <embedded defaults>" in served.stderr
     assert (tmp_path / "var" / "spool" / "index.sqlite").is_file()
 
 
@@ -202,18 +209,8 @@ def test_shipped_example_configuration_is_valid(tmp_path):
 def test_second_process_on_the_same_state_is_refused(tmp_path):
     """One audit chain has one writer: a second relay on the same state directory stops."""
     port = free_port()
-    with subprocess.Popen(
-        [*RELAY, "serve"],
-        cwd=tmp_path,
-        env={**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"},
-        stderr=subprocess.DEVNULL,
-    ) as first:
-        try:
-            assert wait_for_port("127.0.0.1", port)
-            second = run_relay("serve", cwd=tmp_path, env={"RELAY_SMTP__LISTEN": "127.0.0.1:1"})
-        finally:
-            first.terminate()
-            first.wait(timeout=20)
+    with serving(tmp_path, {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"}, port):
+        second = run_relay("serve", cwd=tmp_path, env={"RELAY_SMTP__LISTEN": "127.0.0.1:1"})
     assert second.returncode == 1
     assert "another process is appending to this audit log" in second.stderr
     assert "Traceback" not in second.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
@@ -16,6 +15,7 @@ from typing import Any
 
 from tests.support.dns_server import DnsServer
 from tests.support.network import free_port
+from tests.support.polling import poll
 from tests.support.relay_process import RelayProcess
 from tests.support.sink import Sink, SinkMessage
 
@@ -26,22 +26,14 @@ NULL_REVERSE_PATH = ("", "<>")
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
     """Poll `condition` until it holds; fail the test when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    assert condition(), f"still not true after {timeout}s: {what or condition}"
+    held = poll(lambda: True if condition() else None, timeout)
+    assert held, f"still not true after {timeout}s: {what or condition}"
 
 
 def holds_for(condition: Callable[[], bool], seconds: float) -> bool:
     """Whether `condition` stays true for `seconds` (to check that something does NOT happen)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not condition():
-            return False
-        time.sleep(0.05)
-    return condition()
+    broke = poll(lambda: None if condition() else True, seconds)
+    return broke is None
 
 
 def shared_port(*hosts: str) -> int:

@@ -13,13 +13,13 @@ import email.policy
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from relay.policy.files import policy_paths
 from tests.support.paths import CORPUS
+from tests.support.polling import poll
 from tests.support.relay_process import RelayProcess
 from tests.support.sink import Sink, SinkMessage
 
@@ -89,25 +89,27 @@ def corpus_relay(request, tmp_path_factory, dns_server, corpus_sink) -> Iterator
 def outcome_line(relay: RelayProcess, queue_id: str, timeout: float = 20.0) -> str:
     """The first final outcome relay logs for the message (delivered or bounced)."""
     pattern = re.compile(rf"{re.escape(queue_id)}: to=<[^>]*> relay=\S* status=(\S+).*")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for match in pattern.finditer(relay.log):
-            if match.group(1) != "deferred":
-                return match.group(0)
-        time.sleep(0.02)
-    raise AssertionError(f"{queue_id}: no final outcome within {timeout}s:\n{relay.log[-3000:]}")
+
+    def final_outcome() -> str | None:
+        finals = [m for m in pattern.finditer(relay.log) if m.group(1) != "deferred"]
+        return finals[0].group(0) if finals else None
+
+    outcome = poll(final_outcome, timeout)
+    assert outcome, f"{queue_id}: no final outcome within {timeout}s:\n{relay.log[-3000:]}"
+    return outcome
 
 
 def delivered(sink: Sink, queue_id: str) -> SinkMessage:
     marker = f" id {queue_id}".encode()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def arrived() -> list[SinkMessage] | None:
         found = [m for m in list(sink.messages) if marker in m.data.split(b"\r\n\r\n", 1)[0]]
-        if found:
-            assert len(found) == 1, f"{queue_id} delivered {len(found)} times"
-            return found[0]
-        time.sleep(0.02)
-    raise AssertionError(f"{queue_id}: relay logged delivery but the sink has no such message")
+        return found or None
+
+    found = poll(arrived, 10)
+    assert found, f"{queue_id}: relay logged delivery but the sink has no such message"
+    assert len(found) == 1, f"{queue_id} delivered {len(found)} times"
+    return found[0]
 
 
 @pytest.mark.parametrize("name", FILES)

@@ -10,10 +10,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import dns.resolver
+
+from tests.support.polling import poll
 
 ZONE = "test"
 
@@ -93,13 +94,13 @@ zone:
         resolver.nameservers = ["127.0.0.1"]
         resolver.port = self.port
         resolver.lifetime = 0.5
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def serving() -> bool | None:
             try:
                 answer = resolver.resolve(f"{ZONE}.", "SOA")
-                if answer[0].serial == self.serial:
-                    return
             except dns.exception.DNSException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"NSD did not serve serial {self.serial}; see {self.directory}")
+                return None
+            return True if answer[0].serial == self.serial else None
+
+        if poll(serving, 10) is None:
+            raise RuntimeError(f"NSD did not serve serial {self.serial}; see {self.directory}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-import time
+
+from tests.support.polling import poll
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -13,11 +14,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def connects() -> bool | None:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.05)
-    return False
+            return None
+
+    return poll(connects, timeout) is not None

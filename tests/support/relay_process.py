@@ -7,13 +7,13 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from tests.support.network import free_port, wait_for_port
+from tests.support.polling import poll
 
 RELAY = [sys.executable, "-m", "relay"]
 
@@ -100,13 +100,9 @@ class RelayProcess:
         return sorted(queue.iterdir()) if queue.exists() else []
 
     def wait_for_log(self, text: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            log = self.log
-            if text in log:
-                return log
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not in relay log:\n{self.log}")
+        log = poll(lambda: self.log if text in self.log else None, timeout)
+        assert log is not None, f"{text!r} not in relay log:\n{self.log}"
+        return log
 
     def assert_no_traceback(self) -> None:
         assert "Traceback" not in self.log, self.log
