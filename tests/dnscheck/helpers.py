@@ -80,3 +80,18 @@ def dns_check(
         "dns-check", domain, "--config", str(path), *options, cwd=tmp_path
     )
     return Outcome(result.returncode, result.stdout, result.stderr)
+
+
+def json_report(
+    tmp_path: Path,
+    domain: str,
+    *,
+    nameserver: str,
+    keys: list[dict[str, str]],
+    exit_status: int,
+) -> dict[str, Any]:
+    """`relay dns-check DOMAIN --json`, which must exit with `exit_status`; its report."""
+    outcome = dns_check(tmp_path, domain, nameserver=nameserver, keys=keys, options=("--json",))
+    assert outcome.returncode == exit_status, outcome.stdout + outcome.stderr
+    report: dict[str, Any] = outcome.json()
+    return report
