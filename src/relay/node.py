@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import ssl
+from typing import TYPE_CHECKING
 
 from relay import __version__
 from relay.audit.log import AuditLog
@@ -20,6 +21,7 @@ from relay.ingest.tls import listener_context
 from relay.policy.checkpoint import Checkpoint
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
+from relay.policy.rules import Fact
 from relay.rewrite.pipeline import Rewriter
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.signing.keys import load_keys
@@ -27,6 +29,9 @@ from relay.signing.signer import Signer
 from relay.spool.store import Spool
 from relay.stores.hashing import load_or_create_key
 from relay.stores.sqlite import SqliteStores
+
+if TYPE_CHECKING:
+    from relay.dnscheck.cache import ReadinessCache
 
 __all__ = ["ListenError", "serve"]
 
@@ -65,12 +70,33 @@ async def serve(settings: Settings, source: str) -> None:
             stores.hasher.hash,
             settings.audit.keep_addresses,
             rewriter,
+            _readiness(settings, engine, signer),
         )
         queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
         handler = SubmissionHandler(
             spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue
         )
         await _run(settings, source, handler, queue, tls_context)
+
+
+def _readiness(settings: Settings, engine: PolicyEngine, signer: Signer) -> ReadinessCache | None:
+    """The sender-domain DNS checks the loaded rules read, if any."""
+    if not any(engine.needs(fact) for fact in Fact):
+        return None
+    from relay.dnscheck.cache import ReadinessCache  # loads checkdmarc
+
+    egress = settings.delivery.egress_addresses
+    if not egress and engine.needs(Fact.ENVELOPE_SPF):
+        log.warning(
+            "MBP-SPF-PASS cannot judge SPF: [delivery] egress_addresses is empty; list the"
+            " addresses receivers see relay's mail come from"
+        )
+    return ReadinessCache(
+        settings.dns,
+        signer.keyring,
+        egress,
+        settings.dns.readiness_ttl.total_seconds(),
+    )
 
 
 async def _run(

@@ -16,6 +16,7 @@ __all__ = [
     "BAD_ADDRESS_SYNTAX",
     "BAD_SEQUENCE",
     "BARE_LINE_ENDING",
+    "DNS_TEMPORARY",
     "LINE_TOO_LONG",
     "MESSAGE_TOO_BIG",
     "NUL_IN_DATA",
@@ -57,6 +58,8 @@ TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 SPOOL_FAILURE = Reply(451, "4.3.0", "Could not store the message, try again later")
 # RFC 3207 §4 / RFC 4954 §6: submission needs authentication.
 AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+# RFC 3463 X.4.3: a DNS lookup a decision needs failed temporarily; the client retries.
+DNS_TEMPORARY = Reply(451, "4.4.3", "DNS lookup failed temporarily, try again later")
 # RFC 3463 X.3.4 / RFC 1870: message size.
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit")
 # RFC 3463 X.1.3, X.5.4: address syntax and length.

@@ -11,14 +11,8 @@ from typing import Any
 
 import tomli_w
 
-from relay.signing.keys import zone_file_strings
 from tests.signing.conftest import Keygen, keygen, run_relay
-from tests.support.dns_server import DnsServer
-
-
-def txt(name: str, value: str) -> str:
-    """A zone-file TXT line; long values split into <=255-character strings."""
-    return f"{name}. IN TXT {' '.join(zone_file_strings(value))}"
+from tests.support.dns_server import DnsServer, txt
 
 
 def publish_key(dns_server: DnsServer, made: Keygen, value: str | None = None) -> None:
@@ -27,16 +21,6 @@ def publish_key(dns_server: DnsServer, made: Keygen, value: str | None = None) -
 
 def make_key(tmp_path: Path, domain: str, selector: str, *options: str) -> Keygen:
     return keygen(tmp_path / "keys", domain, selector, *options)
-
-
-def key_entry(made: Keygen, algorithm: str = "rsa-sha256") -> dict[str, str]:
-    selector, _, domain = made.record_name.partition("._domainkey.")
-    return {
-        "domain": domain,
-        "selector": selector,
-        "private_key": str(made.path),
-        "algorithm": algorithm,
-    }
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 from relay.config.model import DnsSettings
 from relay.dnscheck import DomainReadiness, check_domain
 from relay.signing.keys import KeyRing
-from tests.dnscheck.helpers import txt
+from tests.support.dns_server import txt
 
 
 def run(dns_server, domain, egress=("127.0.0.1",), **kwargs) -> DomainReadiness:

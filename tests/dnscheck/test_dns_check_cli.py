@@ -8,11 +8,10 @@ import socket
 from tests.dnscheck.helpers import (
     dns_check,
     json_report,
-    key_entry,
     make_key,
     publish_key,
-    txt,
 )
+from tests.support.dns_server import txt
 
 
 def test_good_domain_passes_everything_and_exits_0(tmp_path, dns_server):
@@ -26,7 +25,7 @@ def test_good_domain_passes_everything_and_exits_0(tmp_path, dns_server):
     )
     publish_key(dns_server, made)
 
-    human = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[key_entry(made)])
+    human = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[made.key_entry()])
 
     assert human.returncode == 0, human.stdout + human.stderr
     lines = human.lines()
@@ -43,7 +42,7 @@ def test_good_domain_passes_everything_and_exits_0(tmp_path, dns_server):
         tmp_path,
         domain,
         nameserver=dns_server.address,
-        keys=[key_entry(made)],
+        keys=[made.key_entry()],
         options=("--json",),
     )
     assert as_json.returncode == 0, as_json.stderr
@@ -75,7 +74,7 @@ def test_missing_spf_dkim_and_dmarc_are_missing_and_exit_1(tmp_path, dns_server)
         tmp_path,
         domain,
         nameserver=dns_server.address,
-        keys=[key_entry(made)],
+        keys=[made.key_entry()],
         exit_status=1,
     )
     statuses = {check["name"]: check["status"] for check in report["checks"]}
@@ -128,7 +127,7 @@ def test_wrong_spf_and_dkim_records_fail(tmp_path, dns_server):
         tmp_path,
         domain,
         nameserver=dns_server.address,
-        keys=[key_entry(made), key_entry(revoked, "ed25519-sha256")],
+        keys=[made.key_entry(), revoked.key_entry("ed25519-sha256")],
     )
 
     assert outcome.returncode == 1, outcome.stdout + outcome.stderr
@@ -157,7 +156,7 @@ def test_strict_dkim_alignment_with_a_key_of_the_parent_domain_fails(tmp_path, d
     )
     publish_key(dns_server, made)
 
-    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[key_entry(made)])
+    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[made.key_entry()])
 
     assert outcome.returncode == 1, outcome.stdout + outcome.stderr
     lines = outcome.lines()
@@ -185,7 +184,7 @@ def test_relaxed_alignment_with_a_key_of_the_parent_domain_passes(tmp_path, dns_
         tmp_path,
         domain,
         nameserver=dns_server.address,
-        keys=[key_entry(made)],
+        keys=[made.key_entry()],
         exit_status=0,
     )
     assert report["dkim_domain"] == parent
@@ -205,7 +204,7 @@ def test_null_mx_fails(tmp_path, dns_server):
     )
     publish_key(dns_server, made)
 
-    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[key_entry(made)])
+    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[made.key_entry()])
 
     assert outcome.returncode == 1, outcome.stdout + outcome.stderr
     lines = outcome.lines()
@@ -223,14 +222,14 @@ def test_unanswering_name_server_is_temperror_and_exits_3(tmp_path):
             tmp_path,
             "ready-timeout.test",
             nameserver=f"127.0.0.1:{port}",
-            keys=[key_entry(made)],
+            keys=[made.key_entry()],
             timeout=0.3,
         )
         as_json = dns_check(
             tmp_path,
             "ready-timeout.test",
             nameserver=f"127.0.0.1:{port}",
-            keys=[key_entry(made)],
+            keys=[made.key_entry()],
             timeout=0.3,
             options=("--json",),
         )
@@ -249,14 +248,14 @@ def test_unanswering_name_server_is_temperror_and_exits_3(tmp_path):
 
 
 def test_refusing_name_server_is_temperror_not_missing(tmp_path, dns_server):
-    # NSD serves only test.: for anything else it answers REFUSED, like a broken resolver.
-    made = make_key(tmp_path, "ready-refused.example", "s2026")
+    # NSD serves only test. and example.: for anything else it answers REFUSED, like a broken resolver.
+    made = make_key(tmp_path, "ready-refused.invalid", "s2026")
 
     outcome = dns_check(
         tmp_path,
-        "ready-refused.example",
+        "ready-refused.invalid",
         nameserver=dns_server.address,
-        keys=[key_entry(made)],
+        keys=[made.key_entry()],
         options=("--json",),
     )
 
@@ -273,17 +272,17 @@ def test_temperror_does_not_hide_a_failure(tmp_path, dns_server):
     other = make_key(tmp_path, "ready-other2.test", "s2026")
     dns_server.add(
         f"{domain}. IN MX 10 mx.{domain}.",
-        txt(domain, "v=spf1 include:_spf.elsewhere.example -all"),
+        txt(domain, "v=spf1 include:_spf.elsewhere.invalid -all"),
         txt(f"_dmarc.{domain}", "v=DMARC1; p=none"),
         txt(made.record_name, other.record_value),
     )
 
-    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[key_entry(made)])
+    outcome = dns_check(tmp_path, domain, nameserver=dns_server.address, keys=[made.key_entry()])
 
     assert outcome.returncode == 1, outcome.stdout + outcome.stderr
     lines = outcome.lines()
     assert lines["spf"][0] == "TEMPERROR"
-    assert "_spf.elsewhere.example" in lines["spf"][1]
+    assert "_spf.elsewhere.invalid" in lines["spf"][1]
     assert lines["dkim:s2026"][0] == "FAIL"
 
 

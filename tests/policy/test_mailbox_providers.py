@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.policy.model import Stage
+from relay.dnscheck.model import Answer, Check, DomainReadiness
+from relay.policy.model import Action, Stage
 from relay.stores.models import MessageClass
 from tests.policy.builders import (
     HTML,
@@ -43,6 +44,9 @@ EXPECTED = {
     "MBP-HIDDEN-CONTENT": ("warn", None),
     "MBP-NO-FOREIGN-FROM": ("reject", "550 5.7.1"),
     "MBP-STREAM-SEPARATION": ("warn", None),
+    "MBP-SPF-PASS": ("reject", "550 5.7.1"),
+    "MBP-DKIM-ALIGNED": ("reject", "550 5.7.1"),
+    "MBP-DMARC-RECORD": ("reject", "550 5.7.1"),
 }
 
 NO_LIST_HEADERS = {"List-Unsubscribe": None, "List-Unsubscribe-Post": None}
@@ -58,6 +62,43 @@ def html_with(fragment: str) -> str:
 
 def from_case(trips: bool, name: str, value: str, rule_id: str = "MBP-DISPLAY-NAME", **more):
     return case(rule_id, trips, name, headers={"From": value}, **more)
+
+
+def dns_check(name: str, status: str, detail: str = "what DNS said") -> Check:
+    answer = Answer(f"{name}.shop.example", "TXT", ("v=...",))
+    return Check(name, status, detail, (answer,))  # type: ignore[arg-type]
+
+
+def readiness(
+    *,
+    dkim: str = "pass",
+    old_dkim: str = "pass",
+    dmarc: str = "pass",
+    alignment: str = "pass",
+    dkim_domain: str | None = "shop.example",
+    dkim_aligned: bool | None = True,
+) -> DomainReadiness:
+    """What check_domain reports for shop.example: an active key s2 and a rotated-out s1."""
+    keys = (dns_check("dkim:s1", old_dkim), dns_check("dkim:s2", dkim))
+    if dkim_domain is None:
+        keys = (dns_check("dkim", "missing", "no [[dkim.keys]] entry for shop.example"),)
+    return DomainReadiness(
+        domain="shop.example",
+        envelope_domain="shop.example",
+        checks=(*keys, dns_check("dmarc", dmarc), dns_check("alignment", alignment)),
+        dkim_domain=dkim_domain,
+        active_dkim=("dkim:s2",) if dkim_domain else (),
+        dkim_aligned=dkim_aligned,
+    )
+
+
+def spf_case(trips: bool, name: str, status: str | None):
+    check = None if status is None else dns_check("spf", status)
+    return case("MBP-SPF-PASS", trips, name, envelope_spf=check)
+
+
+def dns_case(rule_id: str, trips: bool, name: str, **found):
+    return case(rule_id, trips, name, sender_dns=readiness(**found))
 
 
 def subject_case(trips: bool, subject: str, **headers: str):
@@ -189,6 +230,23 @@ CASES = [
         params={"domains": ["mail.example.org"]},
         headers={"From": "Shop <s@mail.example.org>"},
     ),
+    spf_case(False, "not checked (null reverse path, no DNS)", None),
+    spf_case(False, "egress authorised", "pass"),
+    spf_case(False, "cannot judge (macros, no egress configured)", "unknown"),
+    spf_case(True, "egress not authorised", "fail"),
+    spf_case(True, "no SPF record", "missing"),
+    case("MBP-DKIM-ALIGNED", False, "not checked", sender_dns=None),
+    dns_case("MBP-DKIM-ALIGNED", False, "key published and aligned"),
+    dns_case(
+        "MBP-DKIM-ALIGNED", False, "a rotated-out selector's record is gone", old_dkim="missing"
+    ),
+    dns_case("MBP-DKIM-ALIGNED", True, "no key", dkim_domain=None, dkim_aligned=False),
+    dns_case("MBP-DKIM-ALIGNED", True, "record is another key", dkim="fail"),
+    dns_case("MBP-DKIM-ALIGNED", True, "record not published", dkim="missing"),
+    dns_case("MBP-DKIM-ALIGNED", True, "parent key, adkim=s", alignment="fail", dkim_aligned=False),
+    dns_case("MBP-DMARC-RECORD", False, "record with p="),
+    dns_case("MBP-DMARC-RECORD", True, "no record", dmarc="missing"),
+    dns_case("MBP-DMARC-RECORD", True, "record without p=", dmarc="fail"),
     case("MBP-STREAM-SEPARATION", False, "commercial mail may advertise"),
     case(
         "MBP-STREAM-SEPARATION",
@@ -294,3 +352,49 @@ def test_corpus_runs_through_every_data_rule(name):
         context = make_context(raw=raw, message_class=message_class, **BASE)
         for verdict in evaluate(policy, Stage.DATA, context).verdicts:
             assert verdict.detail
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "found"),
+    [
+        ("MBP-SPF-PASS", {"envelope_spf": dns_check("spf", "temperror")}),
+        ("MBP-DKIM-ALIGNED", {"sender_dns": readiness(dkim="temperror")}),
+        (
+            "MBP-DKIM-ALIGNED",
+            {"sender_dns": readiness(alignment="temperror", dkim_aligned=None)},
+        ),
+        ("MBP-DMARC-RECORD", {"sender_dns": readiness(dmarc="temperror")}),
+    ],
+)
+def test_a_temporary_dns_failure_defers_with_451_4_4_3(rule_id, found):
+    policy = load_policy(POLICY)
+    context = make_context(jurisdictions=(), **found)
+    (verdict,) = verdicts_for(evaluate(policy, Stage(RULE_STAGES[rule_id]), context), rule_id)
+    assert verdict.action is Action.DEFER
+    assert verdict.reply is not None
+    assert (verdict.reply.code, verdict.reply.status) == (451, "4.4.3")
+    assert rule_id in verdict.reply.text
+    assert verdict.inputs["status"] == "temperror"
+
+
+RULE_STAGES = {"MBP-SPF-PASS": "rcpt", "MBP-DKIM-ALIGNED": "data", "MBP-DMARC-RECORD": "data"}
+
+
+def test_a_missing_dmarc_record_only_warns_for_transactional_mail():
+    policy = load_policy(POLICY)
+    context = make_context(
+        jurisdictions=(), message_class=TRANSACTIONAL, sender_dns=readiness(dmarc="missing")
+    )
+    (verdict,) = verdicts_for(evaluate(policy, Stage.DATA, context), "MBP-DMARC-RECORD")
+    assert verdict.action is Action.WARN
+    assert "no usable DMARC record for shop.example" in verdict.detail
+
+
+def test_dns_findings_record_the_answers_behind_them():
+    policy = load_policy(POLICY)
+    context = make_context(jurisdictions=(), sender_dns=readiness(dkim="fail"))
+    (verdict,) = verdicts_for(evaluate(policy, Stage.DATA, context), "MBP-DKIM-ALIGNED")
+    assert verdict.inputs["check"] == "dkim:s2"
+    assert verdict.inputs["answers"] == [
+        {"name": "dkim:s2.shop.example", "type": "TXT", "records": ["v=..."], "error": None}
+    ]

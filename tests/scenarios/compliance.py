@@ -1,5 +1,9 @@
 """A relay running the shipped policies, with its stores filled through the real CLI imports,
-delivering everything to one sink; and readers for what it recorded in the audit log."""
+delivering everything to one sink; and readers for what it recorded in the audit log.
+
+The shop's domain, shop.example, is ready to send through relay in the test DNS (the `shop`
+fixture): SPF authorises 127.0.0.1 (relay's egress address here), a DMARC record, and the
+records of two keys relay holds for it, RSA `s2026` and Ed25519 `e2026`."""
 
 from __future__ import annotations
 
@@ -7,10 +11,17 @@ import json
 import smtplib
 import subprocess
 import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from relay.policy.files import policy_paths
 from tests.policy.builders import CONTACT, LEGAL_NAME, POSTAL_ADDRESS
+from tests.signing.conftest import Keygen
 from tests.support.relay_process import RelayProcess
 from tests.support.sink import Sink
 
@@ -20,11 +31,52 @@ EU_RECIPIENT = "eva@example.de"
 PRC_RECIPIENT = "li@example.cn"
 
 
-def policy_config(sink: Sink) -> dict[str, Any]:
+SHOP_DOMAIN = "shop.example"
+EGRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ShopDomain:
+    """The keys relay holds for shop.example, whose records the test DNS publishes."""
+
+    rsa: Keygen
+    ed25519: Keygen
+
+    def keys(self, *, ed25519: bool = False) -> list[dict[str, str]]:
+        rsa = self.rsa.key_entry()
+        return [rsa, self.ed25519.key_entry("ed25519-sha256")] if ed25519 else [rsa]
+
+
+def policy_config(
+    sink: Sink,
+    shop: ShopDomain | None,
+    *,
+    ed25519: bool = False,
+    policy_files: list[Path] | None = None,
+) -> dict[str, Any]:
+    """The shipped policies (or `policy_files`), delivery to the sink, and the shop's keys
+    (RSA, and Ed25519 too with `ed25519`); `shop` None: relay holds no key for shop.example."""
     return {
-        "policy": {"files": [str(path) for path in policy_paths(None)]},
-        "delivery": {"routes": {"*": f"[127.0.0.1]:{sink.port}"}},
+        "policy": {"files": [str(path) for path in policy_files or policy_paths(None)]},
+        "delivery": {"routes": {"*": f"[127.0.0.1]:{sink.port}"}, "egress_addresses": [EGRESS]},
+        "dkim": {"keys": shop.keys(ed25519=ed25519) if shop else []},
     }
+
+
+def policies_with(directory: Path, actions: Mapping[str, str]) -> list[Path]:
+    """Copies of the shipped policy files in which the rules named in `actions` have the
+    given action instead, as an operator who edits them would have."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for shipped in policy_paths(None):
+        data = tomllib.loads(shipped.read_text(encoding="utf-8"))
+        for rule_id, action in actions.items():
+            if rule_id in data["rules"]:
+                data["rules"][rule_id]["action"] = action
+        path = directory / shipped.name
+        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def relay_cli(relay: RelayProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -108,13 +160,13 @@ def reply_status(text: str) -> str:
 
 
 def submit(
-    relay: RelayProcess, recipients: list[str], content: bytes
+    relay: RelayProcess, recipients: list[str], content: bytes, sender: str = SENDER_ADDRESS
 ) -> tuple[dict[str, tuple[int, str]], tuple[int, str] | None]:
     """One transaction from the shop: each recipient's RCPT reply and the DATA reply (None when
     no recipient was accepted)."""
     with relay.smtp() as client:
         client.ehlo("mailer.shop.example")
-        client.mail(SENDER_ADDRESS, options=["SMTPUTF8"])
+        client.mail(sender, options=["SMTPUTF8"])
         replies = {address: rcpt(client, address) for address in recipients}
         if not any(code == 250 for code, _ in replies.values()):
             return replies, None

@@ -1,5 +1,5 @@
-"""For the rewrite-stage stories: a relay holding a DKIM key for shop.example and a public
-unsubscribe endpoint, a message that lacks what the rewrite stage adds, and checks of a
+"""For the rewrite-stage stories: a relay with a public unsubscribe endpoint (and, unless told
+otherwise, the shop's DKIM key), a message that lacks what the rewrite stage adds, and checks of a
 delivered copy (signature verified by OpenDKIM and mailauth on the bytes the sink received)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.policy.builders import message
-from tests.scenarios.compliance import policy_config
-from tests.signing.conftest import Keygen, keygen
+from tests.scenarios.compliance import ShopDomain, policy_config
+from tests.signing.conftest import Keygen
 from tests.signing.verifiers import mailauth, opendkim, results, write_key_records
 from tests.support.sink import Sink
 
@@ -24,21 +24,14 @@ BARE_TEXT = "Our summer sale starts today.\n"
 BARE_HTML = "<html><body><p>Our summer sale starts today.</p></body></html>\n"
 
 
-def rewriting_config(sink: Sink, key: Keygen | None) -> dict[str, Any]:
-    config = policy_config(sink)
+def rewriting_config(sink: Sink, shop: ShopDomain | None, **options: Any) -> dict[str, Any]:
+    """policy_config (same `options`) with the rewrite stage's unsubscribe endpoints."""
+    config = policy_config(sink, shop, **options)
     config["rewrite"] = {
         "unsubscribe_base_url": UNSUBSCRIBE_BASE,
         "unsubscribe_mailto_domain": MAILTO_DOMAIN,
     }
-    if key is not None:
-        config["dkim"] = {
-            "keys": [{"domain": "shop.example", "selector": "s2026", "private_key": str(key.path)}]
-        }
     return config
-
-
-def shop_key(tmp_path: Path) -> Keygen:
-    return keygen(tmp_path / "keys", "shop.example", "s2026")
 
 
 def without_unsubscribe(headers: dict[str, str | None] | None = None) -> bytes:

@@ -15,8 +15,8 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_commercial_message_without_list_unsubscribe_is_refused(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_commercial_message_without_list_unsubscribe_is_refused(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     bare = message({"List-Unsubscribe": None, "List-Unsubscribe-Post": None})
     _, data = submit(relay, [US_RECIPIENT], bare)

@@ -26,8 +26,8 @@ ADVERT = message({"Subject": "【广告】Summer sale: 20% off"})
     ("recipient", "rule_id"),
     [(EU_RECIPIENT, "EU-EPR-CONSENT"), (PRC_RECIPIENT, "PRC-CONSENT-EXPLICIT")],
 )
-def test_recipient_without_consent_is_refused_at_rcpt(make_relay, sink, recipient, rule_id):
-    relay = make_relay(policy_config(sink))
+def test_recipient_without_consent_is_refused_at_rcpt(make_relay, shop, sink, recipient, rule_id):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     replies, data = submit(relay, [recipient], ADVERT)
     code, text = replies[recipient]
@@ -44,8 +44,8 @@ def test_recipient_without_consent_is_refused_at_rcpt(make_relay, sink, recipien
 @pytest.mark.parametrize(
     ("recipient", "jurisdiction"), [(EU_RECIPIENT, "EU"), (PRC_RECIPIENT, "CN")]
 )
-def test_recipient_with_consent_is_delivered(make_relay, sink, recipient, jurisdiction):
-    relay = make_relay(policy_config(sink))
+def test_recipient_with_consent_is_delivered(make_relay, shop, sink, recipient, jurisdiction):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, recipient, jurisdiction, record_id=f"c-{jurisdiction}")
     replies, data = submit(relay, [recipient], ADVERT)
@@ -61,8 +61,8 @@ def test_recipient_with_consent_is_delivered(make_relay, sink, recipient, jurisd
     assert jurisdiction in accepted["inputs"]["jurisdictions"]
 
 
-def test_us_recipient_needs_no_consent_but_is_warned_about_the_ad_label(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_us_recipient_needs_no_consent_but_is_warned_about_the_ad_label(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     plain = message({"Subject": "Summer sale: 20% off"})
     replies, data = submit(relay, [US_RECIPIENT], plain)
@@ -74,8 +74,8 @@ def test_us_recipient_needs_no_consent_but_is_warned_about_the_ad_label(make_rel
     assert "US-AD-IDENTIFY" in warnings
 
 
-def test_us_recipient_with_affirmative_consent_gets_no_ad_label_warning(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_us_recipient_with_affirmative_consent_gets_no_ad_label_warning(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, US_RECIPIENT, "US", record_id="c-US")
     plain = message({"Subject": "Summer sale: 20% off"})

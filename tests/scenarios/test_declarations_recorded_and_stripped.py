@@ -15,8 +15,8 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_declarations_are_recorded_and_never_delivered(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_declarations_are_recorded_and_never_delivered(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     declared = message(
         {
@@ -38,8 +38,8 @@ def test_declarations_are_recorded_and_never_delivered(make_relay, sink):
     assert accepted["message_id"] == "<m1@shop.example>"
 
 
-def test_transactional_that_looks_promotional_is_delivered_with_a_warning(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_transactional_that_looks_promotional_is_delivered_with_a_warning(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     promo = message(
         {"X-Relay-Message-Class": "transactional", "Subject": "Your order: buy now, 50% off"},
@@ -54,8 +54,8 @@ def test_transactional_that_looks_promotional_is_delivered_with_a_warning(make_r
     assert "MBP-STREAM-SEPARATION" in {r["rule_id"] for r in warnings}
 
 
-def test_unknown_message_class_is_refused(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_unknown_message_class_is_refused(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     _, data = submit(relay, [US_RECIPIENT], message({"X-Relay-Message-Class": "newsletter"}))
     assert data is not None

@@ -19,14 +19,12 @@ from tests.scenarios.rewriting import (
     one_click_token,
     parse,
     rewriting_config,
-    shop_key,
     without_unsubscribe,
 )
 
 
-def test_eu_message_without_unsubscribe_and_footer_is_fixed(make_relay, sink, tmp_path):
-    key = shop_key(tmp_path)
-    relay = make_relay(rewriting_config(sink, key))
+def test_eu_message_without_unsubscribe_and_footer_is_fixed(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, EU_RECIPIENT, "EU", record_id="c-eu")
 
@@ -42,7 +40,7 @@ def test_eu_message_without_unsubscribe_and_footer_is_fixed(make_relay, sink, tm
     assert LEGAL_NAME in text
     assert POSTAL_ADDRESS in text
     assert f"/u/{token}" in text
-    assert_verifies(delivered.data, key, tmp_path / "verify")
+    assert_verifies(delivered.data, shop.rsa, tmp_path / "verify")
 
     records = records_for(relay, EU_RECIPIENT)
     changes = [r for r in records if r["action"] == "fix" and "field" in r["inputs"]]

@@ -1,6 +1,8 @@
 """The same EU message as the one relay fixes, but relay holds no DKIM key for the From domain:
 a rewrite would break the mailer's signature and relay cannot sign it again (COMPLIANCE §11
-point 10), so the message is refused with the fix rule's reply and nothing is delivered."""
+point 10). With the shipped policies MBP-DKIM-ALIGNED refuses such mail anyway; an operator
+who relaxed that rule to a warning still gets the message refused, with the fix rule's reply,
+and nothing is delivered."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from tests.scenarios.compliance import (
     EU_RECIPIENT,
     add_consent,
     add_shop_sender,
+    policies_with,
     records_for,
     reply_status,
     submit,
@@ -15,8 +18,9 @@ from tests.scenarios.compliance import (
 from tests.scenarios.rewriting import rewriting_config, without_unsubscribe
 
 
-def test_message_needing_a_fix_without_an_aligned_key_is_refused(make_relay, sink):
-    relay = make_relay(rewriting_config(sink, None))
+def test_message_needing_a_fix_without_an_aligned_key_is_refused(make_relay, sink, tmp_path):
+    relaxed = policies_with(tmp_path / "policies", {"MBP-DKIM-ALIGNED": "warn"})
+    relay = make_relay(rewriting_config(sink, None, policy_files=relaxed))
     add_shop_sender(relay)
     add_consent(relay, EU_RECIPIENT, "EU", record_id="c-eu")
 
@@ -28,6 +32,8 @@ def test_message_needing_a_fix_without_an_aligned_key_is_refused(make_relay, sin
     (refusing,) = [r for r in records if r.get("reply")]
     assert refusing["action"] == "fix"
     assert refusing["reply"] == f"{code} {text}"
+    (warning,) = [r for r in records if r["rule_id"] == "MBP-DKIM-ALIGNED"]
+    assert warning["action"] == "warn"
     assert not any("field" in r["inputs"] for r in records)
     assert not any(r["action"] == "accept" for r in records)
     assert relay.queue_files() == []

@@ -10,7 +10,6 @@ from tests.scenarios.rewriting import (
     one_click_token,
     parse,
     rewriting_config,
-    shop_key,
     without_unsubscribe,
 )
 
@@ -18,9 +17,8 @@ FIRST = "eva@example.de"
 SECOND = "jan@example.de"
 
 
-def test_each_recipient_gets_its_own_fixed_signed_copy(make_relay, sink, tmp_path):
-    key = shop_key(tmp_path)
-    relay = make_relay(rewriting_config(sink, key))
+def test_each_recipient_gets_its_own_fixed_signed_copy(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, FIRST, "EU", record_id="c-eva")
     add_consent(relay, SECOND, "EU", record_id="c-jan")
@@ -36,7 +34,7 @@ def test_each_recipient_gets_its_own_fixed_signed_copy(make_relay, sink, tmp_pat
     tokens = {}
     for n, (recipients, copy) in enumerate(sorted(by_recipient.items())):
         tokens[recipients[0]] = one_click_token(parse(copy.data))
-        assert_verifies(copy.data, key, tmp_path / f"verify-{n}")
+        assert_verifies(copy.data, shop.rsa, tmp_path / f"verify-{n}")
     assert tokens[FIRST] != tokens[SECOND]
     queue_ids = set()
     for address in (FIRST, SECOND):

@@ -1,12 +1,19 @@
 """A body line over 998 octets (RFC 5322 §2.1.1): with an aligned DKIM key relay re-encodes the
 part quoted-printable (RFC-5322-LINELEN), signs and delivers it with every line short and the
-text unchanged; without a key the message is refused with the rule's 554 5.6.0."""
+text unchanged; without a key (and MBP-DKIM-ALIGNED relaxed, which would refuse it first) the
+message is refused with the rule's 554 5.6.0."""
 
 from __future__ import annotations
 
 from tests.policy.builders import HEADERS, TEXT
-from tests.scenarios.compliance import US_RECIPIENT, add_shop_sender, records_for, submit
-from tests.scenarios.rewriting import assert_verifies, parse, rewriting_config, shop_key
+from tests.scenarios.compliance import (
+    US_RECIPIENT,
+    add_shop_sender,
+    policies_with,
+    records_for,
+    submit,
+)
+from tests.scenarios.rewriting import assert_verifies, parse, rewriting_config
 
 LONG_LINE = "Every product in the catalogue is on sale: " + "shoes and hats, " * 80
 
@@ -23,9 +30,8 @@ def long_line_message() -> bytes:
     return raw
 
 
-def test_long_body_line_is_reencoded_signed_and_delivered(make_relay, sink, tmp_path):
-    key = shop_key(tmp_path)
-    relay = make_relay(rewriting_config(sink, key))
+def test_long_body_line_is_reencoded_signed_and_delivered(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay, fix_us=True)
     _, data = submit(relay, [US_RECIPIENT], long_line_message())
     assert data is not None
@@ -33,13 +39,15 @@ def test_long_body_line_is_reencoded_signed_and_delivered(make_relay, sink, tmp_
     (delivered,) = sink.wait_for(1)
     assert max(len(line) for line in delivered.data.split(b"\r\n")) <= 998
     assert LONG_LINE.strip() in parse(delivered.data).get_body(("plain",)).get_content()
-    assert_verifies(delivered.data, key, tmp_path / "verify")
+    assert_verifies(delivered.data, shop.rsa, tmp_path / "verify")
     fixes = [r for r in records_for(relay, US_RECIPIENT) if r["action"] == "fix"]
     assert "RFC-5322-LINELEN" in {r["rule_id"] for r in fixes}
 
 
-def test_long_body_line_without_a_key_is_refused_with_the_rules_reply(make_relay, sink):
-    relay = make_relay(rewriting_config(sink, None))
+def test_long_body_line_without_a_key_is_refused_with_the_rules_reply(make_relay, sink, tmp_path):
+    # MBP-DKIM-ALIGNED relaxed to a warning, so that the line-length rule decides
+    relaxed = policies_with(tmp_path / "policies", {"MBP-DKIM-ALIGNED": "warn"})
+    relay = make_relay(rewriting_config(sink, None, policy_files=relaxed))
     add_shop_sender(relay, fix_us=True)
     _, data = submit(relay, [US_RECIPIENT], long_line_message())
     assert data is not None

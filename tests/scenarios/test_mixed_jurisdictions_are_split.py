@@ -16,8 +16,10 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_recipient_of_another_jurisdiction_is_deferred_to_its_own_transaction(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_recipient_of_another_jurisdiction_is_deferred_to_its_own_transaction(
+    make_relay, shop, sink
+):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, EU_RECIPIENT, "EU", record_id="c-eu")
     add_consent(relay, US_RECIPIENT, "US", record_id="c-us")

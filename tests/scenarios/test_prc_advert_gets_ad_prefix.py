@@ -12,12 +12,11 @@ from tests.scenarios.compliance import (
     records_for,
     submit,
 )
-from tests.scenarios.rewriting import assert_verifies, parse, rewriting_config, shop_key
+from tests.scenarios.rewriting import assert_verifies, parse, rewriting_config
 
 
-def test_prc_advert_is_delivered_with_the_ad_prefix(make_relay, sink, tmp_path):
-    key = shop_key(tmp_path)
-    relay = make_relay(rewriting_config(sink, key))
+def test_prc_advert_is_delivered_with_the_ad_prefix(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay)
     add_consent(relay, PRC_RECIPIENT, "CN", record_id="c-cn")
 
@@ -28,7 +27,7 @@ def test_prc_advert_is_delivered_with_the_ad_prefix(make_relay, sink, tmp_path):
     (delivered,) = sink.wait_for(1)
     assert str(parse(delivered.data)["Subject"]) == "【广告】Summer sale: 20% off"
     assert b"=?UTF-8?B?" in delivered.data.split(b"\r\n\r\n", 1)[0]
-    assert_verifies(delivered.data, key, tmp_path / "verify")
+    assert_verifies(delivered.data, shop.rsa, tmp_path / "verify")
     (change,) = [
         r
         for r in records_for(relay, PRC_RECIPIENT)

@@ -1,5 +1,6 @@
-"""A PRC recipient with consent: an advertisement whose Subject does not start with 广告 or AD is
-refused at end of DATA (办法 Art. 13(3)); with the prefix it is delivered."""
+"""A PRC recipient with consent, a sender that does not allow relay's fixes: an advertisement
+whose Subject does not start with 广告 or AD is refused at end of DATA (办法 Art. 13(3)); with
+the prefix it is delivered."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_advert_without_prefix_is_refused_and_with_prefix_delivered(make_relay, sink):
-    relay = make_relay(policy_config(sink))
-    add_shop_sender(relay)
+def test_advert_without_prefix_is_refused_and_with_prefix_delivered(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
+    add_shop_sender(relay, fixes_allowed=False)
     add_consent(relay, PRC_RECIPIENT, "CN", record_id="c-cn")
 
     replies, data = submit(relay, [PRC_RECIPIENT], message({"Subject": "Summer sale: 20% off"}))

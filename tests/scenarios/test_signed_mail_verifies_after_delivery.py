@@ -1,7 +1,8 @@
 """Mail the policy stage accepts is DKIM-signed (RSA and Ed25519) for its From domain before it
 is spooled; after delivery to the destination, the bytes the sink received pass the
 independent verifiers, and the audit record names the signatures. A header added after signing
-breaks them."""
+breaks them. Mail for a From domain relay holds no key for is refused (MBP-DKIM-ALIGNED): it
+would fail DMARC at every mailbox provider."""
 
 from __future__ import annotations
 
@@ -11,25 +12,14 @@ from tests.scenarios.compliance import (
     add_shop_sender,
     policy_config,
     records_for,
+    reply_status,
     submit,
 )
-from tests.signing.conftest import keygen
 from tests.signing.verifiers import mailauth, opendkim, results, write_key_records
 
 
-def test_signed_by_relay_and_verified_at_the_destination(make_relay, sink, tmp_path):
-    rsa = keygen(tmp_path / "keys", "shop.example", "s2026")
-    ed25519 = keygen(tmp_path / "keys", "shop.example", "e2026", "--algorithm", "ed25519-sha256")
-    keys = [
-        {"domain": "shop.example", "selector": "s2026", "private_key": str(rsa.path)},
-        {
-            "domain": "shop.example",
-            "selector": "e2026",
-            "private_key": str(ed25519.path),
-            "algorithm": "ed25519-sha256",
-        },
-    ]
-    relay = make_relay({**policy_config(sink), "dkim": {"keys": keys}})
+def test_signed_by_relay_and_verified_at_the_destination(make_relay, shop, sink, tmp_path):
+    relay = make_relay(policy_config(sink, shop, ed25519=True))
     add_shop_sender(relay)
     _, data = submit(relay, [US_RECIPIENT], message())
     assert data is not None
@@ -38,7 +28,7 @@ def test_signed_by_relay_and_verified_at_the_destination(make_relay, sink, tmp_p
     assert delivered.data.startswith(b"Received: from ")
     received = tmp_path / "delivered.eml"
     received.write_bytes(delivered.data)
-    records = {rsa.record_name: rsa.record_value, ed25519.record_name: ed25519.record_value}
+    records = {key.record_name: key.record_value for key in (shop.rsa, shop.ed25519)}
     keys_txt, dns_json = write_key_records(tmp_path / "dns", records)
     assert results(opendkim(received, keys_txt)) == ["pass", "pass"]
     assert results(mailauth(received, dns_json)) == ["pass", "pass"]
@@ -54,13 +44,18 @@ def test_signed_by_relay_and_verified_at_the_destination(make_relay, sink, tmp_p
     assert "pass" not in results(mailauth(tampered, dns_json))
 
 
-def test_mail_from_a_domain_without_a_key_is_delivered_unsigned(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_mail_from_a_domain_without_a_key_is_refused(make_relay, sink):
+    relay = make_relay(policy_config(sink, None))
     add_shop_sender(relay)
     _, data = submit(relay, [US_RECIPIENT], message())
     assert data is not None
-    assert data[0] == 250, data
-    (delivered,) = sink.wait_for(1)
-    assert b"DKIM-Signature:" not in delivered.data
-    (accepted,) = [r for r in records_for(relay, US_RECIPIENT) if r["action"] == "accept"]
-    assert accepted["inputs"]["dkim"] == "no DKIM key for shop.example"
+    code, text = data
+    assert (code, reply_status(text)) == (550, "5.7.1"), text
+    assert "DKIM key" in text
+    (refusing,) = [r for r in records_for(relay, US_RECIPIENT) if r.get("reply")]
+    assert refusing["rule_id"] == "MBP-DKIM-ALIGNED"
+    assert refusing["action"] == "reject"
+    assert refusing["reply"] == f"{code} {text}"
+    assert "relay cannot sign for shop.example" in refusing["detail"]
+    assert relay.queue_files() == []
+    assert not sink.messages

@@ -15,8 +15,8 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_suppressed_recipient_is_refused_at_rcpt(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_suppressed_recipient_is_refused_at_rcpt(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     other = "bob@example.us"
     import_rows(
@@ -38,8 +38,8 @@ def test_suppressed_recipient_is_refused_at_rcpt(make_relay, sink):
     assert not any(r["action"] == "accept" for r in records_for(relay, US_RECIPIENT))
 
 
-def test_list_scoped_suppression_applies_to_that_list_only(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_list_scoped_suppression_applies_to_that_list_only(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     import_rows(
         relay,

@@ -17,8 +17,8 @@ from tests.scenarios.compliance import (
 )
 
 
-def test_verify_passes_then_catches_an_edit(make_relay, sink):
-    relay = make_relay(policy_config(sink))
+def test_verify_passes_then_catches_an_edit(make_relay, shop, sink):
+    relay = make_relay(policy_config(sink, shop))
     add_shop_sender(relay)
     submit(relay, [EU_RECIPIENT], message())  # refused: no consent
     submit(relay, [US_RECIPIENT], message())  # accepted

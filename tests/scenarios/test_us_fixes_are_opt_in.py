@@ -18,7 +18,6 @@ from tests.scenarios.rewriting import (
     one_click_token,
     parse,
     rewriting_config,
-    shop_key,
 )
 
 
@@ -26,8 +25,8 @@ def bare() -> bytes:
     return message({"List-Unsubscribe": None, "List-Unsubscribe-Post": None})
 
 
-def test_us_fix_refused_by_default(make_relay, sink, tmp_path):
-    relay = make_relay(rewriting_config(sink, shop_key(tmp_path)))
+def test_us_fix_refused_by_default(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay)
     _, data = submit(relay, [US_RECIPIENT], bare())
     assert data is not None
@@ -39,16 +38,15 @@ def test_us_fix_refused_by_default(make_relay, sink, tmp_path):
     assert not sink.messages
 
 
-def test_us_fix_made_when_the_sender_opted_in(make_relay, sink, tmp_path):
-    key = shop_key(tmp_path)
-    relay = make_relay(rewriting_config(sink, key))
+def test_us_fix_made_when_the_sender_opted_in(make_relay, shop, sink, tmp_path):
+    relay = make_relay(rewriting_config(sink, shop))
     add_shop_sender(relay, fix_us=True)
     _, data = submit(relay, [US_RECIPIENT], bare())
     assert data is not None
     assert data[0] == 250, data
     (delivered,) = sink.wait_for(1)
     one_click_token(parse(delivered.data))
-    assert_verifies(delivered.data, key, tmp_path / "verify")
+    assert_verifies(delivered.data, shop.rsa, tmp_path / "verify")
     records = records_for(relay, US_RECIPIENT)
     assert any(r["rule_id"] == "US-OPTOUT-PRESENT" and r["action"] == "fix" for r in records)
     assert any(r["inputs"].get("field") == "List-Unsubscribe" for r in records)

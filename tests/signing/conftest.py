@@ -33,6 +33,16 @@ class Keygen:
     record_value: str
     output: str
 
+    def key_entry(self, algorithm: str = "rsa-sha256") -> dict[str, str]:
+        """The [[dkim.keys]] entry of this key."""
+        selector, _, domain = self.record_name.partition("._domainkey.")
+        return {
+            "domain": domain,
+            "selector": selector,
+            "private_key": str(self.path),
+            "algorithm": algorithm,
+        }
+
 
 def keygen(directory: Path, domain: str, selector: str, *options: str) -> Keygen:
     result = run_relay(

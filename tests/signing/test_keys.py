@@ -145,8 +145,10 @@ def test_last_key_per_domain_and_algorithm_signs(tmp_path):
         ("ed2025", "ed25519-sha256"),
     ]
     assert [k.selector for k in keyring.for_domain("other.example")] == ["s1"]
-    # exact domain only: neither a subdomain nor a parent signs (strict alignment for now)
-    assert keyring.for_domain("news.shop.example") == []
+    # a subdomain is signed with its parent's keys (relaxed alignment); a parent is not
+    assert keyring.signing_domain("news.shop.example") == "shop.example"
+    assert keyring.for_domain("news.shop.example") == keyring.for_domain("shop.example")
+    assert keyring.signing_domain("example") is None
     assert keyring.for_domain("example") == []
     assert KeyRing().for_domain("shop.example") == []
 

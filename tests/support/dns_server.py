@@ -1,7 +1,9 @@
-"""A real authoritative DNS server (NSD) on a loopback port, serving the zone `test.`.
+"""A real authoritative DNS server (NSD) on a loopback port, serving the zones `test.` and
+`example.` (the sender domains of the stories, shop.example and the like).
 
-Tests add records for names of their own (`add`), which reloads the zone (SIGHUP) and waits
-until the server answers with the new serial.
+Tests add records for names of their own (`add`), which reloads the zones (SIGHUP) and waits
+until the server answers with the new serial. Any other name gets REFUSED: a temporary failure
+for a resolver.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import dns.resolver
 
+from relay.signing.keys import zone_file_strings
 from tests.support.polling import poll
 
-ZONE = "test"
+ZONES = ("test", "example")
 
 
 class DnsServer:
@@ -49,10 +52,8 @@ class DnsServer:
   verbosity: 1
 remote-control:
   control-enable: no
-zone:
-  name: {ZONE}
-  zonefile: {ZONE}.zone
 """
+            + "".join(f"zone:\n  name: {zone}\n  zonefile: {zone}.zone\n" for zone in ZONES)
         )
         self.process = subprocess.Popen(
             [nsd, "-d", "-c", str(config)],
@@ -69,6 +70,8 @@ zone:
 
     def add(self, *records: str) -> None:
         """Add zone-file lines such as 'shop.test. 60 IN MX 10 mx.shop.test.' and reload."""
+        for record in records:
+            _zone_of(record)
         self.records.extend(records)
         self.serial += 1
         self._write_zone()
@@ -78,16 +81,17 @@ zone:
         self._wait_for_serial()
 
     def _write_zone(self) -> None:
-        lines = [
-            f"$ORIGIN {ZONE}.",
-            "$TTL 1",
-            f"@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. {self.serial} 3600 600 86400 1",
-            f"@ IN NS ns.{ZONE}.",
-            "ns IN A 127.0.0.1",
-            *self.records,
-            "",
-        ]
-        (self.directory / f"{ZONE}.zone").write_text("\n".join(lines))
+        for zone in ZONES:
+            lines = [
+                f"$ORIGIN {zone}.",
+                "$TTL 1",
+                f"@ IN SOA ns.{zone}. hostmaster.{zone}. {self.serial} 3600 600 86400 1",
+                f"@ IN NS ns.{zone}.",
+                "ns IN A 127.0.0.1",
+                *(record for record in self.records if _zone_of(record) == zone),
+                "",
+            ]
+            (self.directory / f"{zone}.zone").write_text("\n".join(lines))
 
     def _wait_for_serial(self) -> None:
         resolver = dns.resolver.Resolver(configure=False)
@@ -96,11 +100,27 @@ zone:
         resolver.lifetime = 0.5
 
         def serving() -> bool | None:
-            try:
-                answer = resolver.resolve(f"{ZONE}.", "SOA")
-            except dns.exception.DNSException:
-                return None
-            return True if answer[0].serial == self.serial else None
+            for zone in ZONES:
+                try:
+                    answer = resolver.resolve(f"{zone}.", "SOA")
+                except dns.exception.DNSException:
+                    return None
+                if answer[0].serial != self.serial:
+                    return None
+            return True
 
         if poll(serving, 10) is None:
             raise RuntimeError(f"NSD did not serve serial {self.serial}; see {self.directory}")
+
+
+def _zone_of(record: str) -> str:
+    owner = record.split(maxsplit=1)[0].lower()
+    for zone in ZONES:
+        if owner == f"{zone}." or owner.endswith(f".{zone}."):
+            return zone
+    raise ValueError(f"{record!r}: the owner must be an absolute name in {', '.join(ZONES)}")
+
+
+def txt(name: str, value: str) -> str:
+    """A zone-file TXT line; long values split into <=255-character strings."""
+    return f"{name}. IN TXT {' '.join(zone_file_strings(value))}"

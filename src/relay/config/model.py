@@ -80,6 +80,9 @@ class SmtpSettings(_Section):
 class DnsSettings(_Section):
     nameservers: list[HostPortValue] = Field(default_factory=list)
     timeout: Annotated[float, Field(gt=0)] = 5.0
+    # How long the policy stage trusts a sender domain's SPF/DKIM/DMARC check (MBP-SPF-PASS,
+    # MBP-DKIM-ALIGNED, MBP-DMARC-RECORD); temporary failures are never kept.
+    readiness_ttl: Duration = timedelta(minutes=5)
 
     @field_validator("nameservers")
     @classmethod

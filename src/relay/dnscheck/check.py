@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dns.asyncresolver import Resolver as AsyncResolver
 
 from relay.config.model import DnsSettings
-from relay.dnscheck.dkim import check_dkim_key
-from relay.dnscheck.dmarc import DmarcWalk, aligned, check_dmarc, walk, walk_names
+from relay.dnscheck.dkim import check_dkim_key, check_name
+from relay.dnscheck.dmarc import DmarcWalk, aligned, check_dmarc, walk
 from relay.dnscheck.lookup import NXDOMAIN, Lookup
 from relay.dnscheck.model import Check, DmarcPolicy, DomainReadiness, Status
 from relay.dnscheck.spf import check_spf
@@ -75,20 +75,18 @@ async def check_domain(
         checks=(mx, spf, *dkim, dmarc, alignment),
         dmarc=policy,
         dkim_domain=signing_domain,
+        active_dkim=tuple(check_name(key, domain) for key in keyring.for_domain(domain)),
         dkim_aligned=dkim_aligned,
         spf_aligned=spf_aligned,
     )
 
 
 def signing_keys(keyring: KeyRing, domain: str) -> tuple[str | None, list[SigningKey]]:
-    """The d= relay would sign DOMAIN's mail with (DOMAIN, else its nearest parent with keys)
-    and every configured key of that d=, rotated-out selectors included: their records stay
-    published while signed mail may still be in flight."""
-    for name in walk_names(domain):
-        keys = [key for key in keyring.keys if key.domain == name]
-        if keys:
-            return name, keys
-    return None, []
+    """The d= relay signs DOMAIN's mail with (KeyRing.signing_domain) and every configured key
+    of that d=, rotated-out selectors included: their records stay published while signed mail
+    may still be in flight."""
+    name = keyring.signing_domain(domain)
+    return name, [key for key in keyring.keys if key.domain == name]
 
 
 async def check_mx(domain: str, lookup: Lookup) -> Check:

@@ -11,7 +11,7 @@ from relay.dnscheck.lookup import Lookup
 from relay.dnscheck.model import Check
 from relay.signing.keys import SigningKey
 
-__all__ = ["check_dkim_key", "parse_tags"]
+__all__ = ["check_dkim_key", "check_name", "parse_tags"]
 
 
 def parse_tags(record: str) -> dict[str, str]:

@@ -96,8 +96,9 @@ class DomainReadiness:
 
     `domain` is the From domain; `envelope_domain` the MAIL FROM domain whose SPF and MX were
     checked (the VERP domain when there is one, else `domain`). `dkim_domain` is the d= relay
-    would sign with (None: no key); `dkim_aligned` / `spf_aligned` are None when DNS could not
-    tell or there is nothing to align.
+    would sign with (None: no key) and `active_dkim` the names of the checks of the keys that
+    sign now (not rotated-out selectors); `dkim_aligned` / `spf_aligned` are None when DNS could
+    not tell or there is nothing to align.
     """
 
     domain: str
@@ -105,6 +106,7 @@ class DomainReadiness:
     checks: tuple[Check, ...]
     dmarc: DmarcPolicy | None = None
     dkim_domain: str | None = None
+    active_dkim: tuple[str, ...] = ()
     dkim_aligned: bool | None = None
     spf_aligned: bool | None = None
     _by_name: dict[str, Check] = field(init=False, repr=False, compare=False)

@@ -2,14 +2,16 @@
 consent), run the rules at RCPT and at end of DATA, and write every decision to the audit log.
 
 Order inside a transaction (COMPLIANCE §1.5):
-- MAIL: the sender profile is found from the AUTH name, else from the MAIL FROM domain.
+- MAIL: the sender profile is found from the AUTH name, else from the MAIL FROM domain; when a
+  loaded rule needs it, the envelope domain's SPF is checked (cached, relay.dnscheck.cache).
 - RCPT: suppression and consent are looked up; RCPT-stage rules decide the recipient. A recipient
   whose content rules differ from the first accepted one (other jurisdictions, or affirmative
   consent where the first had none) gets 452 4.5.3 so the client sends it in its own transaction
   (RFC 5321 §4.5.3.1.10). A store that cannot answer gives 451 4.3.0: never fail open.
 - DATA: the mailer's declarations (X-Relay-Message-Class, X-Relay-Campaign, X-Relay-Consent-Ref)
-  are read, recorded and stripped; RCPT-stage rules run again with the declared class and list,
-  then DATA-stage rules; one reply covers every recipient.
+  are read, recorded and stripped; the From domain's DNS readiness is gathered when a loaded
+  rule needs it; RCPT-stage rules run again with the declared class and list, then DATA-stage
+  rules; one reply covers every recipient.
 - Every verdict, and the acceptance of each recipient, is appended to the audit log and fsync'd
   before the reply that depends on it.
 """
@@ -24,20 +26,26 @@ from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relay import __version__, replies
 from relay.audit.records import AuditEvent
 from relay.errors import AuditError, StoreUnavailable
+from relay.policy import inspect
 from relay.policy.context import MessageContext
 from relay.policy.engine import PolicyEngine
 from relay.policy.model import Action, Decision, Stage, Verdict
+from relay.policy.rules import Fact
 from relay.replies import Reply
 from relay.rewrite import Unfixable
 from relay.rewrite.pipeline import DEFAULT_AD_PREFIX, Rewriter, ordered_by
 from relay.rewrite.plan import FIXES, Fix
 from relay.stores.base import Stores
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
+
+if TYPE_CHECKING:
+    from relay.dnscheck.cache import ReadinessCache
+    from relay.dnscheck.model import Check, DomainReadiness
 
 __all__ = ["AuditSink", "Checkpoint", "FixedCopy", "MessageOutcome", "Transaction"]
 
@@ -89,10 +97,22 @@ class Transaction:
     recipients: list[_Recipient] = field(default_factory=list)
     content_key: tuple[frozenset[str], bool] | None = None
     pending_audit: list[AuditEvent] = field(default_factory=list)
+    envelope_spf: Check | None = None
+    sender_dns: DomainReadiness | None = None
 
     @property
     def stream_class(self) -> MessageClass:
         return self.sender.message_class if self.sender else MessageClass.COMMERCIAL
+
+    @property
+    def envelope_domain(self) -> str | None:
+        """The MAIL FROM domain receivers see: the sender's VERP bounce domain, else the
+        mailer's MAIL FROM domain; None for the null reverse path."""
+        if not self.mail_from:
+            return None
+        if self.sender is not None and self.sender.bounce_domain:
+            return self.sender.bounce_domain
+        return self.mail_from.rpartition("@")[2].lower().rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,7 @@ class Checkpoint:
         hash_address: Callable[[str], str],
         keep_addresses: bool,
         rewriter: Rewriter | None = None,
+        readiness: ReadinessCache | None = None,
     ) -> None:
         self._engine = engine
         self._stores = stores
@@ -163,6 +184,10 @@ class Checkpoint:
         self._hash = hash_address
         self._keep_addresses = keep_addresses
         self._rewriter = rewriter
+        # The DNS facts that loaded rules read; None: none, or no DNS (tools and benchmarks).
+        self._readiness = readiness
+        self._needs_spf = readiness is not None and engine.needs(Fact.ENVELOPE_SPF)
+        self._needs_sender_dns = readiness is not None and engine.needs(Fact.SENDER_DNS)
         self._jurisdictions = {policy.path.name: policy.jurisdiction for policy in engine.policies}
         self._params = {
             (policy.path.name, binding.rule_id): binding.params
@@ -194,7 +219,14 @@ class Checkpoint:
         except StoreUnavailable as exc:
             log.error("sender profile lookup for <%s> failed: %s", mail_from, exc)
             return STORE_UNAVAILABLE
-        return Transaction(mail_from, authenticated_as, trusted_client, client_address, sender)
+        transaction = Transaction(
+            mail_from, authenticated_as, trusted_client, client_address, sender
+        )
+        envelope_domain = transaction.envelope_domain
+        if self._needs_spf and envelope_domain:
+            assert self._readiness is not None
+            transaction.envelope_spf = await self._readiness.envelope_spf(envelope_domain)
+        return transaction
 
     # -- RCPT -------------------------------------------------------------------------------
 
@@ -258,6 +290,13 @@ class Checkpoint:
             MessageClass(declared_class.lower()) if declared_class else transaction.stream_class
         )
         sender_id = transaction.sender.sender_id if transaction.sender else ""
+        if self._needs_sender_dns:
+            assert self._readiness is not None
+            authors = {inspect.domain_of(address) for address in inspect.addresses(message, "From")}
+            if len(authors) == 1:
+                transaction.sender_dns = await self._readiness.sender(
+                    authors.pop(), transaction.envelope_domain or ""
+                )
         decision = Decision()
         events: list[AuditEvent] = []
         decided: list[tuple[_Recipient, Decision]] = []
@@ -448,6 +487,8 @@ class Checkpoint:
             list_id=list_id,
             suppression=recipient.suppression,
             consents=recipient.consents,
+            envelope_spf=transaction.envelope_spf,
+            sender_dns=transaction.sender_dns,
         )
 
     def _event(

@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
+
+if TYPE_CHECKING:  # relay.dnscheck loads checkdmarc; only relays that check DNS need it
+    from relay.dnscheck.model import Check, DomainReadiness
 
 __all__ = ["MessageContext"]
 
@@ -27,6 +31,9 @@ class MessageContext:
     consents: tuple[ConsentRecord, ...]  # the sender's records for this recipient
     message: EmailMessage | None = None  # parsed headers and body (DATA stage only)
     raw: bytes | None = None  # the message as received (DATA stage only)
+    # DNS facts, gathered only when a loaded rule needs them (rules.Fact); None: not checked.
+    envelope_spf: Check | None = None  # SPF of the envelope domain for relay's egress
+    sender_dns: DomainReadiness | None = None  # the From domain's readiness (DATA stage only)
 
     @property
     def commercial(self) -> bool:

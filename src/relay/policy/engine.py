@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from relay import replies
 from relay.policy.context import MessageContext
 from relay.policy.files import Binding, Policy
-from relay.policy.model import Decision, Stage, Verdict
-from relay.policy.rules import RULES
+from relay.policy.model import Action, Decision, Finding, Stage, Verdict
+from relay.policy.rules import RULES, Fact
+from relay.replies import Reply
 from relay.stores.models import ConsentRecord, SenderProfile
 
 __all__ = ["PolicyEngine"]
@@ -35,6 +37,14 @@ class PolicyEngine:
         """Some loaded policy runs the rule `rule_id`."""
         return any(
             binding.rule_id == rule_id for policy in self.policies for binding in policy.bindings
+        )
+
+    def needs(self, fact: Fact) -> bool:
+        """Some loaded rule reads `fact`: the checkpoint gathers it."""
+        return any(
+            fact in RULES[binding.rule_id].needs
+            for policy in self.policies
+            for binding in policy.bindings
         )
 
     def jurisdictions(
@@ -63,15 +73,28 @@ class PolicyEngine:
             if policy.jurisdiction is not None and policy.jurisdiction not in context.jurisdictions:
                 continue
             for finding in RULES[binding.rule_id].check(context, binding.params):
+                action, reply = _action(binding, finding)
                 verdicts.append(
                     Verdict(
                         rule_id=binding.rule_id,
-                        action=binding.action,
+                        action=action,
                         citation=binding.citation,
-                        reply=binding.reply,
+                        reply=reply,
                         detail=finding.detail,
                         inputs=finding.inputs,
                         policy=policy.path.name,
                     )
                 )
         return Decision(tuple(verdicts))
+
+
+def _action(binding: Binding, finding: Finding) -> tuple[Action, Reply | None]:
+    """What the binding's action means for this finding: an advisory finding only warns; a
+    temporary one (DNS could not tell) defers instead of refusing for good."""
+    if finding.advisory:
+        return Action.WARN, None
+    if finding.temporary and binding.action.refuses:
+        return Action.DEFER, replies.DNS_TEMPORARY.but(
+            f"DNS lookup failed temporarily while checking {binding.rule_id}, try again later"
+        )
+    return binding.action, binding.reply

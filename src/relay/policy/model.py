@@ -48,6 +48,10 @@ class Finding:
 
     detail: str
     inputs: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    # DNS could not tell: a refusing binding defers (451 4.4.3) instead of refusing for good.
+    temporary: bool = False
+    # The rule only advises here (MBP-DMARC-RECORD for mail that is not bulk): a warning.
+    advisory: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,26 +126,29 @@ class KeyRing:
     def domains(self) -> frozenset[str]:
         return frozenset(domain for domain, _ in self._active)
 
-    def for_domain(self, domain: str) -> list[SigningKey]:
-        """The active keys for exactly this domain: RSA first, then Ed25519 if configured."""
+    def signing_domain(self, domain: str) -> str | None:
+        """The d= relay signs mail From `domain` with: the domain itself when it has a key, else
+        its nearest parent with one (aligned under DMARC's relaxed mode, RFC 9989 §4.4, when
+        the parent is the organisational domain); None when no key covers it. A bare top-level
+        domain never signs."""
         try:
             domain = normalise_domain(domain)
         except UnicodeError:
+            return None
+        labels = domain.split(".")
+        for start in range(len(labels) - 1 if len(labels) > 1 else 1):
+            name = ".".join(labels[start:])
+            if any((name, algorithm) in self._active for algorithm in ALGORITHMS):
+                return name
+        return None
+
+    def for_domain(self, domain: str) -> list[SigningKey]:
+        """The active keys that sign mail From `domain` (see signing_domain): RSA first, then
+        Ed25519 if configured."""
+        name = self.signing_domain(domain)
+        if name is None:
             return []
-        for name in _signing_names(domain):
-            found = [
-                key for algorithm in ALGORITHMS if (key := self._active.get((name, algorithm)))
-            ]
-            if found:
-                return found
-        return []
-
-
-def _signing_names(domain: str) -> tuple[str, ...]:
-    """The d= names that may sign for a From domain, best first. Only the domain itself for now
-    (strict alignment); relaxed alignment would append its parents up to the organisational
-    domain here."""
-    return (domain,)
+        return [key for algorithm in ALGORITHMS if (key := self._active.get((name, algorithm)))]
 
 
 def load_keys(settings: DkimSettings, source: str) -> KeyRing:

@@ -117,3 +117,6 @@ class SenderProfile:
     # of fixes altogether (`fixes_allowed` False, which also stops the US ones).
     fix_us: bool = False
     fixes_allowed: bool = True
+    # VERP (relay.rewrite.verp): with a bounce domain, each recipient's copy leaves with a MAIL
+    # FROM under it naming queue entry and recipient; None keeps the mailer's MAIL FROM.
+    bounce_domain: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,9 +19,17 @@ from pydantic import BaseModel
 from relay.policy.context import MessageContext
 from relay.policy.model import Finding, Stage
 
-__all__ = ["RULES", "Check", "Rule", "rule"]
+__all__ = ["RULES", "Check", "Fact", "Rule", "rule"]
 
 Check = Callable[[MessageContext, Mapping[str, Any]], Iterable[Finding]]
+
+
+class Fact(StrEnum):
+    """A fact of the context that costs I/O to gather: gathered only when a loaded rule reads
+    it (MessageContext fields of the same names)."""
+
+    ENVELOPE_SPF = "envelope_spf"
+    SENDER_DNS = "sender_dns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,22 +39,27 @@ class Rule:
     check: Check
     description: str
     params: type[BaseModel] | None  # the parameters a policy file may set, with defaults
+    needs: frozenset[Fact]
 
 
 RULES: dict[str, Rule] = {}
 
 
 def rule(
-    rule_id: str, stage: Stage, params: type[BaseModel] | None = None
+    rule_id: str,
+    stage: Stage,
+    params: type[BaseModel] | None = None,
+    needs: Iterable[Fact] = (),
 ) -> Callable[[Check], Check]:
     """Register `check` as rule `rule_id`; its docstring is the rule's description. A policy
     file's `params` for the rule are validated with `params` and handed to the check as a dict
-    with every default filled in."""
+    with every default filled in. `needs` names the facts the check reads."""
 
     def register(check: Check) -> Check:
         if rule_id in RULES:
             raise RuntimeError(f"rule id {rule_id} is defined twice")
-        RULES[rule_id] = Rule(rule_id, stage, check, (check.__doc__ or "").strip(), params)
+        description = (check.__doc__ or "").strip()
+        RULES[rule_id] = Rule(rule_id, stage, check, description, params, frozenset(needs))
         return check
 
     return register

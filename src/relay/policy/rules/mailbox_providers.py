@@ -1,8 +1,10 @@
 """Mailbox-provider sender requirements: Gmail, Yahoo, Microsoft (COMPLIANCE §7).
 
 The suppression rule MBP-UNSUB-48H lives in common.py; MBP-RFC5322 is the RFC-5322-* rules of
-protocol.py. Not here yet: MBP-SPF-PASS, MBP-DKIM-ALIGNED, MBP-DMARC-RECORD, MBP-FCRDNS and
-MBP-TLS-OUT need DNS or the delivery stage, the DMARC half of MBP-NO-FOREIGN-FROM needs DNS,
+protocol.py. MBP-SPF-PASS, MBP-DKIM-ALIGNED and MBP-DMARC-RECORD read the sender domain's
+readiness (relay.dnscheck, the checks of `relay dns-check`) that the checkpoint gathers for
+them. Not here yet: MBP-FCRDNS and MBP-TLS-OUT belong to the delivery stage, the DMARC half of
+MBP-NO-FOREIGN-FROM needs DNS,
 MBP-COMPLAINT-RATE needs feedback statistics, MBP-IDN-CONFUSABLE needs the UTS #39 data and
 MBP-DKIM-KEY is checked when a key is imported, not per message.
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from email.message import Message
 from email.utils import getaddresses
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
@@ -23,8 +26,11 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 from relay.policy import inspect
 from relay.policy.context import MessageContext
 from relay.policy.model import Finding, Stage
-from relay.policy.rules import rule
+from relay.policy.rules import Fact, rule
 from relay.stores.models import MessageClass
+
+if TYPE_CHECKING:
+    from relay.dnscheck.model import Check
 
 _MAX_PARTS = 200
 _SAMPLES = 5  # hidden snippets, links, markers kept in a finding's inputs
@@ -552,3 +558,79 @@ def stream_separation(context: MessageContext, params: Mapping[str, Any]) -> Ite
             {"message_class": context.message_class.value, "markers": found},
         )
     ]
+
+
+# --- MBP-SPF-PASS, MBP-DKIM-ALIGNED, MBP-DMARC-RECORD: the sender domain's DNS ---------------
+
+
+def _dns_finding(what: str, check: Check) -> Finding:
+    """A check that did not pass, with the DNS answers behind it for the audit log; a
+    temporary DNS failure is a temporary finding (defer, 451 4.4.3)."""
+    return Finding(
+        f"{what}: {check.detail}",
+        {
+            "check": check.name,
+            "status": check.status,
+            "answers": [answer.to_dict() for answer in check.answers],
+        },
+        temporary=check.status == "temperror",
+    )
+
+
+@rule("MBP-SPF-PASS", Stage.RCPT, needs=(Fact.ENVELOPE_SPF,))
+def spf_pass(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
+    """The envelope domain (the sender's VERP bounce domain, else the MAIL FROM domain)
+    publishes SPF that authorises every egress address of relay, so receivers' SPF checks
+    pass. The catalogue lists it at MAIL; it is decided with each recipient so that each
+    refusal is recorded for its recipient."""
+    check = context.envelope_spf
+    if check is None or check.status in ("pass", "unknown"):
+        return []
+    return [_dns_finding("the envelope domain's SPF does not authorise relay", check)]
+
+
+@rule("MBP-DKIM-ALIGNED", Stage.DATA, needs=(Fact.SENDER_DNS,))
+def dkim_aligned(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
+    """relay will apply a DKIM signature aligned with the From domain: it holds a key whose
+    d= is the From domain or a parent aligned under the domain's DMARC adkim, and the record
+    published at selector._domainkey is that key."""
+    readiness = context.sender_dns
+    if readiness is None:
+        return []
+    domain = readiness.domain
+    if readiness.dkim_domain is None:
+        check = readiness.check("dkim")
+        assert check is not None
+        return [_dns_finding(f"relay cannot sign for {domain}", check)]
+    for name in readiness.active_dkim:
+        check = readiness.check(name)
+        if check is not None and check.status not in ("pass", "unknown"):
+            return [_dns_finding(f"the DKIM key record for {domain} is not relay's key", check)]
+    alignment = readiness.check("alignment")
+    if readiness.dkim_aligned is None and alignment is not None:
+        return [_dns_finding(f"DKIM alignment of {domain} unknown", alignment)]
+    if readiness.dkim_aligned is False and alignment is not None:
+        return [_dns_finding(f"d={readiness.dkim_domain} is not aligned with {domain}", alignment)]
+    return []
+
+
+class _DmarcParams(_Params):
+    # The message classes (streams) that must have a DMARC record; for others a missing
+    # record is only a warning (Gmail, Yahoo and Microsoft require it of bulk senders).
+    required_for: list[MessageClass] = [MessageClass.COMMERCIAL, MessageClass.MIXED]
+
+
+@rule("MBP-DMARC-RECORD", Stage.DATA, params=_DmarcParams, needs=(Fact.SENDER_DNS,))
+def dmarc_record(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
+    """The From domain (or its organisational domain) publishes a DMARC record with a p= tag;
+    required for bulk (commercial) mail, advised for the rest."""
+    readiness = context.sender_dns
+    if readiness is None:
+        return []
+    check = readiness.check("dmarc")
+    if check is None or check.status in ("pass", "unknown"):
+        return []
+    finding = _dns_finding(f"no usable DMARC record for {readiness.domain}", check)
+    if context.message_class not in params["required_for"]:
+        return [replace(finding, advisory=True)]
+    return [finding]
