@@ -2,9 +2,12 @@
 to a counting aiosmtpd sink; report accepted/s, delivered/s, time-to-250 and relay's peak RSS.
 
 By default the script starts everything itself on loopback: the sink in a separate process (so
-that it does not compete with the client for the GIL) and relay as `python -m relay serve` with
-a generated configuration in a temporary directory. With --relay HOST:PORT it uses a relay that
-is already running; that relay must route `bench.test` to 127.0.0.1:--sink-port.
+that it does not compete with the client for the GIL), NSD (the test suite's DNS fixture)
+publishing bench.test's SPF, DMARC and DKIM key records so that the shipped DNS rules pass, and
+relay as `python -m relay serve` with a generated configuration and a fresh RSA-2048 key in a
+temporary directory: every message is checked, DKIM-signed, audited and spooled. With --relay
+HOST:PORT it uses a relay that is already running; that relay must route `bench.test` to
+127.0.0.1:--sink-port.
 
     .venv/bin/python bench/throughput.py --messages 2000
 """
@@ -33,6 +36,11 @@ from typing import Any
 import aiosmtplib
 import psutil
 from aiosmtpd.smtp import SMTP
+
+from relay.signing.keys import GeneratedKey, generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's DNS fixture
+from tests.support.dns_server import DnsServer, txt
 
 DOMAIN = "bench.test"
 SENDER = f"bench-sender@{DOMAIN}"
@@ -158,7 +166,14 @@ def toml_string(value: str) -> str:
 class RelayProcess:
     """relay started as an operator would: `python -m relay serve --config FILE`."""
 
-    def __init__(self, directory: Path, sink_port: int, max_message_size: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        sink_port: int,
+        max_message_size: int,
+        dns_address: str,
+        key: GeneratedKey,
+    ) -> None:
         self.directory = directory
         self.port = free_port()
         self.config_path = directory / "relay.toml"
@@ -172,9 +187,18 @@ class RelayProcess:
                 'hostname = "relay.bench.test"',
                 f"max_message_size = {max_message_size}",
                 "",
+                "[dns]",
+                f'nameservers = ["{dns_address}"]',
+                "",
                 "[delivery]",
                 'helo_name = "relay.bench.test"',
                 f'routes = {{ "{DOMAIN}" = "[{LOOPBACK}]:{sink_port}" }}',
+                f'egress_addresses = ["{LOOPBACK}"]',
+                "",
+                "[[dkim.keys]]",
+                f'domain = "{DOMAIN}"',
+                'selector = "bench"',
+                f"private_key = {toml_string(str(key.private_key_path))}",
                 "",
             ]
         )
@@ -588,9 +612,18 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sink.stop()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as temp:
+        directory = Path(temp)
+        dns = DnsServer(directory / "nsd", free_port())
+        key = generate(DOMAIN, "bench", directory / "keys")
         sink = Sink(0).start()
-        relay = RelayProcess(Path(temp), sink.port, max(36_700_160, args.size * 4))
+        relay = RelayProcess(directory, sink.port, max(36_700_160, args.size * 4), dns.address, key)
         try:
+            dns.start()
+            dns.add(
+                txt(DOMAIN, f"v=spf1 ip4:{LOOPBACK} -all"),
+                txt(f"_dmarc.{DOMAIN}", "v=DMARC1; p=reject"),
+                txt(key.txt_record_name, key.txt_record_value),
+            )
             relay.start()
             return asyncio.run(benchmark(args, sink, relay))
         except RuntimeError as exc:
@@ -598,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         finally:
             returncode = relay.stop()
+            dns.stop()
             sink.stop()
             if returncode not in (0, None):
                 print(f"relay exited with {returncode}", file=sys.stderr)
