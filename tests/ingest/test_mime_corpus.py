@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from relay.policy.files import policy_paths
+from tests.support.dns_server import txt
 from tests.support.paths import CORPUS
 from tests.support.polling import poll
 from tests.support.relay_process import RelayProcess
@@ -65,11 +66,16 @@ POLICIES = {
 @pytest.fixture(scope="module", params=sorted(POLICIES))
 def corpus_relay(request, tmp_path_factory, dns_server, corpus_sink) -> Iterator[RelayProcess]:
     route = f"[127.0.0.1]:{corpus_sink.port}"
+    if request.param == "shipped-policies":  # the envelope domain passes MBP-SPF-PASS
+        dns_server.add(txt("sender.test", "v=spf1 ip4:127.0.0.1 -all"))
     relay = RelayProcess(
         tmp_path_factory.mktemp("corpus-relay"),
         {
             "dns": {"nameservers": [dns_server.address], "timeout": 2},
-            "delivery": {"routes": {"dest.test": route, "sender.test": route}},
+            "delivery": {
+                "routes": {"dest.test": route, "sender.test": route},
+                "egress_addresses": ["127.0.0.1"],
+            },
             "policy": {"files": POLICIES[request.param]},
         },
     )

@@ -118,3 +118,16 @@ def test_dns_temporary_failure_defers_with_451_4_4_3(make_relay, shop, sink):
     assert record["action"] == "defer"
     assert record["inputs"]["status"] == "temperror"
     assert not sink.messages
+
+
+def test_spf_is_checked_for_the_verp_bounce_domain(make_relay, shop, sink):
+    """With a bounce domain, receivers check SPF of the VERP return path's domain, not of the
+    mailer's MAIL FROM: it is that domain's record relay asks for."""
+    relay = make_relay(policy_config(sink, shop))
+    add_shop_sender(relay, bounce_domain="bounces.shop.example")  # publishes no SPF
+    replies, _ = submit(relay, [US_RECIPIENT], message())
+    code, text = replies[US_RECIPIENT]
+    assert (code, reply_status(text)) == (550, "5.7.1"), text
+    record = refusal(relay, "MBP-SPF-PASS")
+    assert record["inputs"]["status"] == "missing"
+    assert "bounces.shop.example publishes no SPF record" in record["detail"]

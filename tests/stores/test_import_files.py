@@ -234,3 +234,31 @@ def test_sender_fix_preferences_are_optional_booleans(tmp_path):
     acme, globex = read_senders(path)
     assert (acme.fix_us, acme.fixes_allowed) == (True, False)
     assert (globex.fix_us, globex.fixes_allowed) == (False, True)
+
+
+def test_sender_bounce_domain_is_a_verified_domain_or_below_one(tmp_path):
+    path = tmp_path / "senders.csv"
+    header = "sender_id,legal_name,postal_address,contact,verified_domains,bounce_domain\n"
+    path.write_text(
+        header + "acme,Acme Ltd,1 Road,privacy@acme.example,acme.example,Bounces.Acme.Example.\n"
+        "globex,Globex,3 Avenue,privacy@globex.example,globex.example news.globex.example,"
+        "news.globex.example\n"
+        "initech,Initech,5 Lane,privacy@initech.example,initech.example,\n"
+    )
+    acme, globex, initech = read_senders(path)
+    assert acme.bounce_domain == "bounces.acme.example"
+    assert globex.bounce_domain == "news.globex.example"
+    assert initech.bounce_domain is None
+
+    path.write_text(
+        header + "acme,Acme Ltd,1 Road,privacy@acme.example,acme.example,bounces.acme.example.org\n"
+        "globex,Globex,3 Avenue,privacy@globex.example,globex.example,notglobex.example\n"
+        "initech,Initech,5 Lane,privacy@initech.example,initech.example,bounces_\n"
+    )
+    assert problems_of(read_senders, path) == [
+        f"{path}:2: bounce_domain: 'bounces.acme.example.org' is neither one of the"
+        " verified_domains nor a subdomain of one",
+        f"{path}:3: bounce_domain: 'notglobex.example' is neither one of the verified_domains"
+        " nor a subdomain of one",
+        f"{path}:4: bounce_domain: 'bounces_' is not a domain name",
+    ]

@@ -277,17 +277,20 @@ def test_naive_datetimes_are_refused(db):
         run_stores(db, lambda stores: stores.add_consents([naive]))
 
 
-def test_fix_preferences_round_trip(db):
-    opted = dataclasses.replace(ACME, fix_us=True, fixes_allowed=False)
+def test_fix_preferences_and_bounce_domain_round_trip(db):
+    opted = dataclasses.replace(
+        ACME, fix_us=True, fixes_allowed=False, bounce_domain="bounces.acme.example"
+    )
     run_stores(db, lambda stores: stores.put_senders([opted]))
     assert run_stores(db, lambda stores: stores.sender("acme")) == opted
     assert ACME.fix_us is False
     assert ACME.fixes_allowed is True
+    assert ACME.bounce_domain is None
 
 
-def test_a_senders_table_without_the_fix_columns_gets_them(db):
+def test_a_senders_table_without_the_added_columns_gets_them(db):
     run_stores(db, lambda stores: stores.put_senders([ACME]))
     with sqlite3.connect(db) as old:
-        old.execute("ALTER TABLE senders DROP COLUMN fix_us")
-        old.execute("ALTER TABLE senders DROP COLUMN fixes_allowed")
+        for column in ("fix_us", "fixes_allowed", "bounce_domain"):
+            old.execute(f"ALTER TABLE senders DROP COLUMN {column}")
     assert run_stores(db, lambda stores: stores.sender("acme")) == ACME

@@ -26,6 +26,7 @@ class SinkMessage:
     data: bytes
     mail_options: list[str]
     tls: bool
+    peer: tuple[str, int]  # the client's end of the connection the message came over
 
 
 @dataclass
@@ -55,6 +56,7 @@ class SinkHandler:
                     envelope.original_content,
                     list(envelope.mail_options),
                     session.ssl is not None,
+                    tuple(session.peer),
                 )
             )
             self.received.notify_all()

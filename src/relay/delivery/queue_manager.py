@@ -184,11 +184,23 @@ class QueueManager:
             destination = await self._resolver.destination(domain)
         except DeliveryError as exc:
             return dict.fromkeys(recipients, DeliveryResult(exc.status, exc.diagnostic))
+        # One SMTP transaction per return path: the recipients share the mailer's, but under
+        # VERP each has its own. When a host fails, the next one gets only the transactions
+        # not yet completed, so no recipient is sent the message twice.
+        transactions: dict[str, list[str]] = defaultdict(list)
+        for recipient in recipients:
+            transactions[envelope.return_path(recipient)].append(recipient)
+        results: dict[str, DeliveryResult] = {}
         last_failure: DeliveryError | None = None
         async with self._per_destination[domain]:
             for host in destination.hosts:
                 try:
-                    return await self._pool.send(host, envelope, recipients, content)
+                    for return_path, batch in list(transactions.items()):
+                        results |= await self._pool.send(
+                            host, envelope, return_path, batch, content
+                        )
+                        del transactions[return_path]
+                    return results
                 except DeliveryError as exc:
                     log.info("%s: %s; trying the next host", envelope.queue_id, exc.diagnostic)
                     last_failure = exc
@@ -196,7 +208,8 @@ class QueueManager:
         failure = DeliveryResult(
             last_failure.status, last_failure.diagnostic, last_failure.remote_mta
         )
-        return dict.fromkeys(recipients, failure)
+        left = [recipient for batch in transactions.values() for recipient in batch]
+        return results | dict.fromkeys(left, failure)
 
     def _outcome(
         self, envelope: Envelope, address: str, result: DeliveryResult, attempts: int, now: float

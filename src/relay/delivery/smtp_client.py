@@ -43,10 +43,12 @@ def _result(code: int, message: str, host: MailHost) -> DeliveryResult:
     return DeliveryResult(status, f"{code} {text}", remote_mta=host.name)
 
 
-def _needs_smtputf8(envelope: Envelope, content: bytes) -> bool:
+def _needs_smtputf8(
+    envelope: Envelope, return_path: str, recipients: list[str], content: bytes
+) -> bool:
     if not envelope.smtputf8:
         return False
-    if not (envelope.mail_from.isascii() and all(r.isascii() for r in envelope.recipients)):
+    if not (return_path.isascii() and all(r.isascii() for r in recipients)):
         return True
     header_end = content.find(b"\r\n\r\n")
     return not content[: header_end if header_end >= 0 else len(content)].isascii()
@@ -122,20 +124,30 @@ class ConnectionPool:
                 client.close()
 
     async def send(
-        self, host: MailHost, envelope: Envelope, recipients: list[str], content: bytes
+        self,
+        host: MailHost,
+        envelope: Envelope,
+        return_path: str,
+        recipients: list[str],
+        content: bytes,
     ) -> dict[str, DeliveryResult]:
-        """Run one transaction; return a result per recipient. Raises TemporaryFailure when the
-        host could not be reached or dropped the connection before answering for everyone."""
+        """Run one transaction from `return_path`; return a result per recipient. Raises
+        TemporaryFailure when the host could not be reached or dropped the connection before
+        answering for everyone."""
         client, reused = await self._acquire(host)
         try:
             try:
-                results = await self._transaction(client, host, envelope, recipients, content)
+                results = await self._transaction(
+                    client, host, envelope, return_path, recipients, content
+                )
             except _StaleConnection:
                 client.close()
                 if not reused:
                     raise
                 client = await self._connect(host)
-                results = await self._transaction(client, host, envelope, recipients, content)
+                results = await self._transaction(
+                    client, host, envelope, return_path, recipients, content
+                )
         except (_StaleConnection, *_CONNECTION_ERRORS) as exc:
             client.close()
             reason = exc.__cause__ if isinstance(exc, _StaleConnection) else exc
@@ -150,10 +162,11 @@ class ConnectionPool:
         client: aiosmtplib.SMTP,
         host: MailHost,
         envelope: Envelope,
+        return_path: str,
         recipients: list[str],
         content: bytes,
     ) -> dict[str, DeliveryResult]:
-        utf8 = _needs_smtputf8(envelope, content)
+        utf8 = _needs_smtputf8(envelope, return_path, recipients, content)
         if utf8 and not client.supports_extension("smtputf8"):
             failure = DeliveryResult(
                 "5.6.9",
@@ -170,7 +183,7 @@ class ConnectionPool:
             options.append(f"SIZE={len(content)}")
         encoding = "utf-8" if utf8 else "ascii"
         try:
-            await client.mail(envelope.mail_from, options=options, encoding=encoding)
+            await client.mail(return_path, options=options, encoding=encoding)
         except _CONNECTION_ERRORS as exc:
             raise _StaleConnection from exc
         except aiosmtplib.SMTPResponseException as exc:

@@ -18,6 +18,7 @@ from relay.audit.records import AuditEvent
 from relay.errors import SigningError, SpoolError
 from relay.policy.checkpoint import Checkpoint, Transaction
 from relay.replies import Reply
+from relay.rewrite.verp import verp_return_path
 from relay.signing.signer import Signer
 from relay.spool.records import Envelope
 from relay.spool.store import Spool, new_queue_id
@@ -143,14 +144,20 @@ class SubmissionHandler:
                 )
                 for copy in outcome.copies
             ]
-        return await self._spool_units(session, smtp_envelope, units)
+        return await self._spool_units(session, smtp_envelope, transaction, units)
 
     async def _spool_units(
-        self, session: Session, smtp_envelope: SmtpEnvelope, units: list[_Unit]
+        self,
+        session: Session,
+        smtp_envelope: SmtpEnvelope,
+        transaction: Transaction,
+        units: list[_Unit],
     ) -> str:
         """Sign every unit, write every audit record, then spool every unit; one 250 covers
         them all. When one cannot be spooled, those already written are withdrawn and the
         whole message gets 451: nothing is half-accepted."""
+        verp_domain = _verp_domain(transaction)
+        address_hashes = {r.address: r.address_hash for r in transaction.recipients}
         prepared: list[tuple[Envelope, bytes, list[AuditEvent]]] = []
         for unit in units:
             try:
@@ -183,6 +190,7 @@ class SubmissionHandler:
                 client_address=session.peer[0] if session.peer else "",
                 client_helo=session.host_name or "",
                 auth_user=session.auth_data if session.authenticated else None,
+                verp_domain=verp_domain,
             )
             events = [
                 event.updated(
@@ -191,6 +199,8 @@ class SubmissionHandler:
                 )
                 for event in unit.events
             ]
+            if envelope.verp_domain is not None:
+                events += _return_path_changes(envelope, events, address_hashes)
             stamped = received_header(session, envelope, self._hostname) + signed.content
             prepared.append((envelope, stamped, events))
         failure = await self._checkpoint.record(
@@ -234,6 +244,31 @@ class _Unit:
     recipients: tuple[str, ...]
     content: bytes
     events: list[AuditEvent]
+
+
+def _verp_domain(transaction: Transaction) -> str | None:
+    """The domain of the transaction's VERP return paths: the sender's bounce domain, as
+    A-labels so that a return path never needs SMTPUTF8. None for the null reverse path."""
+    sender = transaction.sender
+    if sender is None or sender.bounce_domain is None or not transaction.mail_from:
+        return None
+    return sender.bounce_domain.encode("idna").decode("ascii")
+
+
+def _return_path_changes(
+    envelope: Envelope, events: list[AuditEvent], address_hashes: dict[str, str]
+) -> list[AuditEvent]:
+    """One `fix` record per recipient of `envelope` for its VERP return path, made from the
+    recipient's acceptance in `events` (so with its queue id)."""
+    assert envelope.verp_domain is not None
+    accepted = {event.recipient_hash: event for event in events if event.action == "accept"}
+    changes: list[AuditEvent] = []
+    for recipient in envelope.recipients:
+        _, change = verp_return_path(
+            envelope.mail_from, envelope.verp_domain, envelope.queue_id, recipient
+        )
+        changes.append(change.audit(accepted[address_hashes[recipient]]))
+    return changes
 
 
 def _refused(events: list[AuditEvent], *, reply: str, detail: str) -> list[AuditEvent]:

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from relay.rewrite.verp import verp_address
+
 __all__ = ["DeliveryResult", "Envelope", "PendingRecipient", "RecipientState"]
 
 
@@ -55,6 +57,16 @@ class Envelope:
     client_address: str = ""
     client_helo: str = ""
     auth_user: str | None = None
+    # The sender's bounce domain (in ASCII) when each recipient gets its own VERP return path;
+    # `mail_from` stays the mailer's address, where relay's own DSNs go.
+    verp_domain: str | None = None
+
+    def return_path(self, recipient: str) -> str:
+        """The MAIL FROM of the delivery to `recipient`: its VERP address under `verp_domain`,
+        else `mail_from`. The null reverse path stays null: a DSN is never VERPed."""
+        if self.verp_domain is None or not self.mail_from:
+            return self.mail_from
+        return verp_address(self.verp_domain, self.queue_id, recipient)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()

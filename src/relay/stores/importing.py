@@ -333,6 +333,20 @@ class SenderRow(_Row):
     users: Words = ()
     fix_us: bool = False  # opt in to fixes ordered by US rules (COMPLIANCE §11 point 11)
     fixes_allowed: bool = True  # False: opt out of every fix; such mail is refused instead
+    bounce_domain: Domain | None = None  # VERP return paths under it (relay.rewrite.verp)
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _bounce_domain_verified(cls, domain: str | None, info: ValidationInfo) -> str | None:
+        # Without valid verified_domains their own problem is reported; nothing to check against.
+        verified = info.data.get("verified_domains", ())
+        if domain is None or not verified:
+            return domain
+        if not any(domain == parent or domain.endswith(f".{parent}") for parent in verified):
+            raise ValueError(
+                f"{domain!r} is neither one of the verified_domains nor a subdomain of one"
+            )
+        return domain
 
     def to_profile(self) -> SenderProfile:
         return SenderProfile(
@@ -346,6 +360,7 @@ class SenderRow(_Row):
             users=tuple(dict.fromkeys(self.users)),
             fix_us=self.fix_us,
             fixes_allowed=self.fixes_allowed,
+            bounce_domain=self.bounce_domain,
         )
 
 

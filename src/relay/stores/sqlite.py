@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS senders (
     message_class TEXT NOT NULL,
     users TEXT NOT NULL,
     fix_us INTEGER NOT NULL DEFAULT 0,
-    fixes_allowed INTEGER NOT NULL DEFAULT 1
+    fixes_allowed INTEGER NOT NULL DEFAULT 1,
+    bounce_domain TEXT
 );
 CREATE TABLE IF NOT EXISTS sender_users (
     user TEXT PRIMARY KEY,
@@ -119,12 +120,13 @@ _CONSENT_COLUMNS = (
 )
 _SENDER_COLUMNS = (
     "sender_id, legal_name, postal_address, contact, verified_domains, default_jurisdiction,"
-    " message_class, users, fix_us, fixes_allowed"
+    " message_class, users, fix_us, fixes_allowed, bounce_domain"
 )
 
 _ADDED_SENDER_COLUMNS = (
     ("fix_us", "INTEGER NOT NULL DEFAULT 0"),
     ("fixes_allowed", "INTEGER NOT NULL DEFAULT 1"),
+    ("bounce_domain", "TEXT"),
 )
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
@@ -381,7 +383,7 @@ class SqliteStores:
             )
             await db.executemany(
                 f"INSERT OR REPLACE INTO senders ({_SENDER_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sender_row(profile) for profile in profiles],
             )
             for profile in profiles:
@@ -514,6 +516,7 @@ class SqliteStores:
             json.dumps(list(profile.users)),
             int(profile.fix_us),
             int(profile.fixes_allowed),
+            profile.bounce_domain,
         )
 
     @staticmethod
@@ -529,6 +532,7 @@ class SqliteStores:
             users=tuple(json.loads(row[7])),
             fix_us=bool(row[8]),
             fixes_allowed=bool(row[9]),
+            bounce_domain=row[10],
         )
 
 
