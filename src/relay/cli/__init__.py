@@ -100,12 +100,24 @@ def hash_password_command(password: str) -> None:
 
 def _register_groups() -> None:
     from relay.cli.audit import audit
+    from relay.cli.bounces import bounces
+    from relay.cli.complaints import complaints
     from relay.cli.dkim import dkim
     from relay.cli.dnscheck import dns_check
     from relay.cli.policy import policy
     from relay.cli.stores import consent, senders, suppressions
 
-    for group in (policy, suppressions, consent, senders, audit, dkim, dns_check):
+    for group in (
+        policy,
+        suppressions,
+        consent,
+        senders,
+        audit,
+        dkim,
+        dns_check,
+        bounces,
+        complaints,
+    ):
         main.add_command(group)
 
 
