@@ -248,7 +248,7 @@ def test_unanswering_name_server_is_temperror_and_exits_3(tmp_path):
 
 
 def test_refusing_name_server_is_temperror_not_missing(tmp_path, dns_server):
-    # NSD serves only test. and example.: for anything else it answers REFUSED, like a broken resolver.
+    # NSD serves only test. and example.: anything else gets REFUSED, like a broken resolver.
     made = make_key(tmp_path, "ready-refused.invalid", "s2026")
 
     outcome = dns_check(
