@@ -1,4 +1,5 @@
-"""One relay node: the listeners, the spool and the queue manager in one event loop."""
+"""One relay node: the SMTP and HTTP listeners, the spool and the queue manager in one event
+loop."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from relay import __version__
+from relay.api import HttpServer, bind, create_app
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.delivery.mx import MxResolver
@@ -31,6 +33,8 @@ from relay.stores.hashing import load_or_create_key
 from relay.stores.sqlite import SqliteStores
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from relay.dnscheck.cache import ReadinessCache
 
 __all__ = ["ListenError", "serve"]
@@ -57,8 +61,9 @@ async def serve(settings: Settings, source: str) -> None:
         audit = AuditLog(settings.audit_path, node=settings.smtp.hostname)
         await audit.open()
         stack.push_async_callback(audit.close)
+        tokens = UnsubscribeTokens(load_or_create_key(settings.unsubscribe_token_key_path))
         rewriter = Rewriter(
-            UnsubscribeTokens(load_or_create_key(settings.unsubscribe_token_key_path)),
+            tokens,
             settings.unsubscribe_host,
             settings.unsubscribe_mailto_domain,
             signer.has_key_for,
@@ -76,7 +81,8 @@ async def serve(settings: Settings, source: str) -> None:
         handler = SubmissionHandler(
             spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue
         )
-        await _run(settings, source, handler, queue, tls_context)
+        app = create_app(tokens, stores, audit)
+        await _run(settings, source, handler, queue, app, tls_context)
 
 
 def _readiness(settings: Settings, engine: PolicyEngine, signer: Signer) -> ReadinessCache | None:
@@ -104,6 +110,7 @@ async def _run(
     source: str,
     handler: SubmissionHandler,
     queue: QueueManager,
+    app: FastAPI,
     tls_context: ssl.SSLContext | None,
 ) -> None:
     authenticator = PasswordAuthenticator(settings.smtp.users)
@@ -119,11 +126,21 @@ async def _run(
         raise ListenError(
             exc.errno, f"cannot listen on {listen} ([smtp] listen): {exc.strerror}"
         ) from None
+    try:
+        http = HttpServer(app, bind(settings.http.listen))
+    except OSError as exc:
+        server.close()
+        await server.wait_closed()
+        raise ListenError(
+            exc.errno, f"cannot listen on {settings.http.listen} ([http] listen): {exc.strerror}"
+        ) from None
+    http.start()
     await queue.start()
     log.info(
-        "relay %s ready: submission on %s, spool %s, config %s",
+        "relay %s ready: submission on %s, HTTP on %s, spool %s, config %s",
         __version__,
         listen,
+        settings.http.listen,
         settings.spool_path,
         source,
     )
@@ -135,6 +152,7 @@ async def _run(
     finally:
         log.info("relay stopping: no new connections; finishing deliveries in progress")
         server.close()
+        await http.stop()
         await server.wait_closed()
         await queue.stop()
         log.info("relay stopped")

@@ -30,6 +30,14 @@ def run_relay(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     )
 
 
+def listening_on(port: int) -> dict[str, str]:
+    """Submission on `port`, HTTP on another free port (not the default 8025)."""
+    return {
+        "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}",
+        "RELAY_HTTP__LISTEN": f"127.0.0.1:{free_port()}",
+    }
+
+
 @dataclass
 class Served:
     """How a `relay serve` run ended: filled in when its `with serving(...)` block ends."""
@@ -158,7 +166,7 @@ def test_hash_password_output_is_accepted_as_a_user(tmp_path):
 
 def test_environment_sets_listen_address_for_serve(tmp_path):
     port = free_port()
-    env = {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}", "RELAY_STATE_DIR": "state"}
+    env = {**os.environ, **listening_on(port), "RELAY_STATE_DIR": "state"}
     with (
         serving(tmp_path, env, port) as served,
         smtplib.SMTP("127.0.0.1", port, timeout=10) as client,
@@ -173,7 +181,7 @@ def test_environment_sets_listen_address_for_serve(tmp_path):
 
 def test_port_in_use_is_reported_without_traceback(tmp_path):
     port = free_port()
-    with serving(tmp_path, {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"}, port):
+    with serving(tmp_path, {**os.environ, **listening_on(port)}, port):
         second = run_relay(
             "serve",
             cwd=tmp_path,
@@ -209,7 +217,7 @@ def test_shipped_example_configuration_is_valid(tmp_path):
 def test_second_process_on_the_same_state_is_refused(tmp_path):
     """One audit chain has one writer: a second relay on the same state directory stops."""
     port = free_port()
-    with serving(tmp_path, {**os.environ, "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}"}, port):
+    with serving(tmp_path, {**os.environ, **listening_on(port)}, port):
         second = run_relay("serve", cwd=tmp_path, env={"RELAY_SMTP__LISTEN": "127.0.0.1:1"})
     assert second.returncode == 1
     assert "another process is appending to this audit log" in second.stderr

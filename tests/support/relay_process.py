@@ -38,6 +38,7 @@ class RelayProcess:
                 # The backbone's tests exercise the MTA; policy tests name their policy files.
                 "policy": {"files": []},
                 "smtp": {"listen": f"127.0.0.1:{self.port}", "hostname": "relay.test"},
+                "http": {"listen": f"127.0.0.1:{free_port()}"},
                 "delivery": {
                     "helo_name": "relay.test",
                     "retry_schedule": ["1s"],
@@ -64,10 +65,11 @@ class RelayProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        host, port = self.config["smtp"]["listen"].rsplit(":", 1)
-        if not wait_for_port(host, int(port)):
-            self.stop()
-            raise RuntimeError(f"relay did not start:\n{self.log}")
+        for key in ("smtp", "http"):
+            host, port = self.config[key]["listen"].rsplit(":", 1)
+            if not wait_for_port(host, int(port)):
+                self.stop()
+                raise RuntimeError(f"relay did not start:\n{self.log}")
         return self
 
     @property
@@ -90,6 +92,11 @@ class RelayProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self.process = None
+
+    @property
+    def http_url(self) -> str:
+        """Where relay's HTTP listener answers, e.g. http://127.0.0.1:8025."""
+        return f"http://{self.config['http']['listen']}"
 
     def smtp(self, **kwargs: Any) -> smtplib.SMTP:
         host, port = self.config["smtp"]["listen"].rsplit(":", 1)

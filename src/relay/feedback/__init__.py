@@ -5,4 +5,5 @@ and mail to the relay-hosted unsubscribe mailbox; each becomes suppression entri
     model        BounceRecord, ComplaintRecord: what the parsers return
     bounces      classify(): DSNs and non-standard bounces -> one record per recipient
     complaints   parse(): ARF (RFC 5965, RFC 6591) and provider variants -> one per recipient
+    suppress     suppress(): the audit record, then the suppression entry (every source)
 """
