@@ -66,7 +66,7 @@ def from_case(trips: bool, name: str, value: str, rule_id: str = "MBP-DISPLAY-NA
 
 def dns_check(name: str, status: str, detail: str = "what DNS said") -> Check:
     answer = Answer(f"{name}.shop.example", "TXT", ("v=...",))
-    return Check(name, status, detail, (answer,))  # type: ignore[arg-type]
+    return Check(name, status, detail, (answer,))
 
 
 def readiness(
