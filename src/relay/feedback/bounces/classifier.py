@@ -112,14 +112,16 @@ def _status(finding: Finding, context: str) -> str | None:
 
 
 def _reason(finding: Finding, diagnostic: str, context: str, status: str | None) -> str:
-    if finding.action in _NOT_FAILURE_ACTIONS or (status or "").startswith("2"):
+    if finding.action in _NOT_FAILURE_ACTIONS:
         return "delivered"
-    return (
-        reasons.from_text(diagnostic)
-        or reasons.from_status(status)
-        or reasons.from_text(context)
-        or ("expired" if finding.action == "delayed" else "onhold")
-    )
+    command = reasons.smtp_command(f"{finding.context}\n{finding.diagnostic}")
+    domain = (finding.recipient or "").rpartition("@")[2].lower()
+    said = reasons.decide(reasons.Evidence(diagnostic, status, command, finding.action, domain))
+    if said not in ("onhold", "undefined") or context == diagnostic:
+        return said
+    # The diagnostic said too little: the explanation around the recipient may say more.
+    wider = reasons.decide(reasons.Evidence(context, status, command, finding.action, domain))
+    return wider if wider not in ("onhold", "undefined") else said
 
 
 def _default_status(

@@ -5,6 +5,8 @@ returned message's headers as the last resort."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
@@ -21,7 +23,11 @@ __all__ = [
     "sender_addresses",
 ]
 
-ADDRESS = r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+# A local part is a dot-atom or a quoted string (RFC 5321 4.1.2: "neko..nyaan"@example.org).
+ADDRESS = (
+    r"(?:\"[^\"\\\s]{1,64}\"|(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+)"
+    r"@[\w-]+(?:\.[\w-]+)+"
+)
 _ADDRESS = re.compile(ADDRESS)
 # An address that starts its line (Postfix, Sendmail, qmail, Exim, Exchange, Gmail lists).
 _LEADING = re.compile(
@@ -39,13 +45,30 @@ _LABELLED = re.compile(
     rf"\b(?:address|mailbox|to|user|for)(?:\s*\([^)]*\))?\s*[:=]?\s*[\"']?<?({ADDRESS})>?",
     re.IGNORECASE,
 )
+_LEADING_CODE = re.compile(r"^\s*([245]\d\d)[ -]")
+# A line that starts the next item of a transcript rather than continuing the one before.
+_NEXT_ITEM = re.compile(r"^\s*(?:>>>|<<<|while talking|[245]\d\d[ -])", re.IGNORECASE)
+_REMOTE_REPLY = re.compile(r"^\s*<<<\s*([45]\d\d\b.*)")
+_BRACKETED = re.compile(rf"\s*<({ADDRESS})>")
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 _REPLY_WITH_STATUS = re.compile(r"(?<![\d.])([245][0-5]\d)[ -]+['\"(#]?([245]\.\d{1,3}\.\d{1,3})")
 _REPLY = re.compile(
-    r"(?:^|said:|error:?|reply:?|response:?|smtp;|code:?|\(|\]:|>:|\.\.\.|<<<)\s*([245][0-5]\d)(?![\d.])",
+    r"(?:^|said:|error:?|reply:?|response:?|failure:|reason:|smtp;|code\s*:?|[(\[]|\]:|>:|\.\.\."
+    r"|<<<)\s*([245][0-5]\d)(?![\d.])",
     re.IGNORECASE | re.MULTILINE,
 )
-_REPLY_LINE = re.compile(r"^\s*(?:[^:]{0,40}:\s*)?[245][0-5]\d[ -]")
+# A line quoting an SMTP reply or an enhanced status code, after at most a short lead-in
+# ("Out: 451 ...", "SMTP:RCPT host 192.0.2.8: 553 ...", "Remote Server returned '550 ...").
+_REPLY_LINE = re.compile(r"^.{0,60}?(?<![\w.,:+-])([245][0-5]\d)(?=[ -]|$)")
+_STATUS_LINE = re.compile(r"^.{0,60}?(?<![\w.])[245]\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
+# How far from an address line a quoted reply is taken to be about it.
+_NEARBY_LINES = 40
+# How far a paragraph (the context the reason classifier reads) reaches from its address line.
+_PARAGRAPH_LINES = 30
+# How many lines of the text are searched for a header-named recipient's local part.
+_LOCAL_PART_LINES = 500
+# Recipients reported per bounce at most: bounded work on a huge or hostile message.
+_MAX_RECIPIENTS = 1000
 _NOT_RECIPIENT = re.compile(
     r"^(mailer-daemon|postmaster|mail-daemon|mailer_daemon|no-?reply|root|daemon|bounce[s]?)@", re.I
 )
@@ -81,25 +104,62 @@ def sender_addresses(bounce: BounceMessage) -> set[str]:
 
 def findings(bounce: BounceMessage) -> list[Finding]:
     """One finding per failed recipient: from the RFC 3464 groups when there are any (a group
-    without a usable recipient takes it from the text), else from the text, else from Exim's
-    X-Failed-Recipients header."""
-    from_text = _from_text(bounce.text, sender_addresses(bounce))
+    without a usable recipient takes one from X-Failed-Recipients or the text), else from the
+    X-Failed-Recipients header (Exim, Gmail) with what the text says about each, else from the
+    text, else from the returned message's To."""
+    weak = _weak_evidence_counts(bounce)
+    text = _Explanation(bounce.text)
+    from_text = _from_text(text, sender_addresses(bounce), weak=weak)
+    failed = _header_addresses(bounce.headers, "X-Failed-Recipients")
     if bounce.reports:
-        named = [_from_report(report, bounce.text) for report in bounce.reports]
-        spare = iter(f for f in from_text if f.recipient not in {n.recipient for n in named})
+        named = [_from_report(report, text) for report in bounce.reports[:_MAX_RECIPIENTS]]
+        taken = {n.recipient.lower() for n in named if n.recipient}
+        spare = iter(
+            address
+            for address in [*failed, *(f.recipient for f in from_text if f.recipient)]
+            if address.lower() not in taken
+        )
         for finding in named:
             if finding.recipient is None:
-                finding.recipient = next(spare, finding).recipient
+                finding.recipient = next(spare, None)
+            if finding.replycode is None and find_status(finding.diagnostic) is None:
+                # With several groups, a reply that does not name the recipient may be another's.
+                said = text.said_about(finding.recipient, only_naming=len(named) > 1)
+                finding.diagnostic = finding.diagnostic or said
+                finding.replycode = find_replycode(said)
         return named
-    if from_text:
+    if failed:
+        by_text = {f.recipient.lower(): f for f in from_text if f.recipient}
+        return [
+            by_text.get(address.lower()) or _from_header(address, text)
+            for address in failed[:_MAX_RECIPIENTS]
+        ]
+    if from_text or not weak:
         return from_text
-    failed = [str(value) for value in bounce.headers.get_all("X-Failed-Recipients", [])]
     return [
-        _from_header(address, bounce.text) for _, address in getaddresses(failed) if "@" in address
+        Finding(recipient=address, context=bounce.text)
+        for address in original_recipients(bounce.original)[:_MAX_RECIPIENTS]
     ]
 
 
-def _from_report(report: dict[str, str], text: str) -> Finding:
+def _weak_evidence_counts(bounce: BounceMessage) -> bool:
+    """Whether an address the text names only in prose (behind a weak label like "address:",
+    or nowhere in particular) or only in the returned message's To may be taken as the failed
+    recipient. Not in an RFC 3834 auto-reply (Auto-Submitted: auto-replied) that quotes no SMTP
+    reply or status: responders write contact addresses in prose, and an MTA that marks its
+    bounces that way (Exim) names the recipient on a line of its own."""
+    replied = str(bounce.headers.get("Auto-Submitted", "")).strip().lower()
+    return not replied.startswith("auto-replied") or has_smtp_evidence(bounce.text)
+
+
+def _header_addresses(message: Message | None, name: str) -> list[str]:
+    if message is None:
+        return []
+    fields = [str(value) for value in message.get_all(name, [])]
+    return [address for _, address in getaddresses(fields) if "@" in address]
+
+
+def _from_report(report: dict[str, str], text: _Explanation) -> Finding:
     recipient = _address(report.get("final-recipient", "")) or _address(
         report.get("original-recipient", "")
     )
@@ -107,12 +167,17 @@ def _from_report(report: dict[str, str], text: str) -> Finding:
     kind, _, rest = diagnostic.partition(";")
     if rest and " " not in kind.strip():
         diagnostic = rest.strip()
-    status = report.get("status", "").split()[0] if report.get("status", "").split() else None
-    context = _paragraph_about(text, recipient) if recipient else ""
+    status = next(iter(report.get("status", "").split()), "")
+    # The remote server's own reply ("550 5.7.1 ...") outranks the reporting MTA's summary.
+    paired = _REPLY_WITH_STATUS.search(diagnostic)
+    if paired and not paired.group(2).endswith(".0.0"):
+        status = paired.group(2)
+    where = text.line_naming(recipient) if recipient else None
+    context = text.paragraph(where) if where is not None else ""
     return Finding(
         recipient=recipient,
         diagnostic=diagnostic,
-        status=status if status and _STATUS.fullmatch(status) else None,
+        status=status if _STATUS.fullmatch(status) else None,
         replycode=find_replycode(diagnostic),
         action=report.get("action", "").strip().lower(),
         context=context,
@@ -124,55 +189,76 @@ def _address(value: str) -> str | None:
     return match.group(0).strip(".") if match else None
 
 
-def _from_text(text: str, senders: set[str]) -> list[Finding]:
-    """Recipients named by the text: addresses that lead a line or follow a label, then (when
-    the only such addresses are the sender's, as in a bounce about mail to oneself) those, then
-    any address at all. A labelled or unplaced address counts only when the text quotes an SMTP
-    reply or status somewhere: an address in prose alone ("target address: ...") is too weak."""
-    lines = text.splitlines()
+def _from_text(text: _Explanation, senders: set[str], *, weak: bool) -> list[Finding]:
+    """Recipients named by the text: addresses that lead a line or follow a recipient label,
+    then (when the only such addresses are the sender's, as in a bounce about mail to oneself)
+    those; with `weak`, then addresses behind weaker labels and any address at all; last,
+    addresses leading a line that look like a system mailbox (postmaster@ can bounce too)."""
     passes: list[tuple[re.Pattern[str], set[str]]] = [
         (_LEADING, senders),
         (_LEADING, set()),
         (_RECIPIENT_LABEL, senders),
     ]
-    if has_smtp_evidence(text):
+    if weak:
         passes += [(_LABELLED, senders), (_LABELLED, set()), (_ADDRESS, senders)]
     for pattern, excluded in passes:
-        found: dict[str, Finding] = {}
-        for index, line in enumerate(lines):
-            if _HEADER_LINE.match(line):
-                continue
-            for address, rest in _candidates(line, pattern):
-                key = address.lower()
-                if key in excluded or key in found or _NOT_RECIPIENT.match(address):
-                    continue
-                found[key] = _finding_at(address, rest, lines, index)
+        found = _found_by(pattern, text, excluded, system=False)
         if found:
-            return list(found.values())
-    return []
+            return found
+    return _found_by(_LEADING, text, senders, system=True)
 
 
-def _from_header(address: str, text: str) -> Finding:
-    """A recipient named by a header (Exim's X-Failed-Recipients), with what the text says
-    near its address or its local part."""
-    lines = text.splitlines()
+def _found_by(
+    pattern: re.Pattern[str], text: _Explanation, excluded: set[str], *, system: bool
+) -> list[Finding]:
+    """The addresses `pattern` finds, except `excluded` ones and (unless `system`) mailboxes
+    like postmaster@ and mailer-daemon@."""
+    found: dict[str, Finding] = {}
+    for index, line in enumerate(text.lines):
+        if _HEADER_LINE.match(line):
+            continue
+        for address, rest, code in _candidates(line, pattern):
+            key = address.lower()
+            if key in excluded or key in found or (not system and _NOT_RECIPIENT.match(key)):
+                continue
+            found[key] = _finding_at(address, rest, text, index, code)
+            if len(found) >= _MAX_RECIPIENTS:
+                return list(found.values())
+    return list(found.values())
+
+
+def _from_header(address: str, text: _Explanation) -> Finding:
+    """A recipient named by a header (X-Failed-Recipients), with what the text says near its
+    address or (in its first lines) its local part."""
     local = re.compile(rf"(?<![\w.-]){re.escape(address.partition('@')[0])}(?![\w-])", re.I)
-    for index, line in enumerate(lines):
-        match = local.search(line)
+    named = text.line_naming(address)
+    lines = [named] if named is not None else range(min(len(text.lines), _LOCAL_PART_LINES))
+    for index in lines:
+        match = local.search(text.lines[index])
         if match:
-            return _finding_at(address, line[match.end() :], lines, index)
-    return Finding(recipient=address, context=text)
+            return _finding_at(address, text.lines[index][match.end() :], text, index)
+    said = text.said_about(address)
+    return Finding(
+        recipient=address, diagnostic=said, replycode=find_replycode(said), context=text.text
+    )
 
 
-def _finding_at(address: str, rest: str, lines: list[str], index: int) -> Finding:
-    diagnostic = _diagnostic(rest, lines, index)
+def _finding_at(address: str, rest: str, text: _Explanation, index: int, code: str = "") -> Finding:
+    """What the text says about `address` named on line `index`: what follows it, when that
+    quotes no reply, prefixed by the remote reply the transcript quotes just before (Sendmail:
+    "<<< 550 Insecure Mail Relay" then "554 <a@example.org>... Remote protocol error") or by
+    the code leading its line; else the reply `said_about` finds."""
+    diagnostic = text.following(rest, index)
+    if find_replycode(diagnostic) is None:
+        prefix = text.remote_reply_before(index) or code
+        diagnostic = f"{prefix} {diagnostic}".strip()
     if find_replycode(diagnostic) is None and find_status(diagnostic) is None:
-        diagnostic = _reply_after(lines, index) or diagnostic
+        diagnostic = text.said_about(address, index) or diagnostic
     return Finding(
         recipient=address,
         diagnostic=diagnostic,
         replycode=find_replycode(diagnostic),
-        context=_paragraph(lines, index),
+        context=text.paragraph(index),
     )
 
 
@@ -180,79 +266,155 @@ def has_smtp_evidence(text: str) -> bool:
     return find_status(text) is not None or find_replycode(text) is not None
 
 
-def _candidates(line: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
-    """(address, what follows it) for each match of `pattern` (its last group, or the whole
-    match, being the address)."""
-    return [
-        (match.group(match.lastindex or 0).strip("."), line[match.end(match.lastindex or 0) :])
-        for match in pattern.finditer(line)
-    ]
+def _candidates(line: str, pattern: re.Pattern[str]) -> list[tuple[str, str, str]]:
+    """(address, what follows it, the reply code leading the line) for each match of `pattern`
+    (its last group, or the whole match, being the address). An address written as the
+    display name of a bracketed one ("a@example.org <b@example.net>") gives way to it."""
+    found = []
+    for match in pattern.finditer(line):
+        group = match.lastindex or 0
+        address, rest = match.group(group).strip("."), line[match.end(group) :]
+        bracketed = _BRACKETED.match(rest)
+        if bracketed:
+            address, rest = bracketed.group(1), rest[bracketed.end() :]
+        code = _LEADING_CODE.match(line[: match.start(group)])
+        found.append((address, rest, code.group(1) if code else ""))
+    return found
 
 
-def _diagnostic(rest: str, lines: list[str], index: int) -> str:
-    """What follows the address: the rest of its line and the lines after it up to a blank
-    line or the next address line."""
-    parts = [rest.strip(" :>.\"'")]
-    for line in lines[index + 1 : index + 12]:
-        if not line.strip() or _LEADING.match(line):
-            break
-        parts.append(line.strip())
-    return " ".join(part for part in parts if part)
+class _Explanation:
+    """The bounce's explanation as lines, with the lines that quote an SMTP reply (a failure:
+    4xx or 5xx) or only an enhanced status code, and where each address first occurs, indexed
+    once: every look-up is then bounded however long the text."""
 
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines = text.splitlines()
+        self.replies: list[int] = []
+        self.statuses: list[int] = []
+        self._first_line: dict[str, int] = {}
+        self._first_reply: dict[str, int] = {}
+        for index, line in enumerate(self.lines):
+            reply = _REPLY_LINE.match(line)
+            if reply and reply.group(1)[0] in "45":
+                self.replies.append(index)
+            elif _STATUS_LINE.match(line) and not reply:
+                self.statuses.append(index)
+            if "@" in line:
+                for match in _ADDRESS.finditer(line):
+                    address = match.group(0).strip(".").lower()
+                    self._first_line.setdefault(address, index)
+                    if self.replies and self.replies[-1] == index:
+                        self._first_reply.setdefault(address, index)
 
-def _reply_after(lines: list[str], index: int) -> str:
-    """The first SMTP reply (a line starting with a reply code) after the address line: where
-    Gmail, Exchange and many others quote what the remote server said."""
-    for line in lines[index + 1 : index + 30]:
-        if _REPLY_LINE.match(line):
-            return line.strip()
-    return ""
+    def line_naming(self, address: str) -> int | None:
+        return self._first_line.get(address.lower())
 
+    def following(self, rest: str, index: int) -> str:
+        """What follows an address: the rest of its line and the lines after it up to a blank
+        line, the next address line or the next transcript item."""
+        parts = [rest.strip(" :>.\"'")]
+        for line in self.lines[index + 1 : index + 12]:
+            if not line.strip() or _LEADING.match(line) or _NEXT_ITEM.match(line):
+                break
+            parts.append(line.strip())
+        return " ".join(part for part in parts if part)
 
-def _paragraph(lines: list[str], index: int) -> str:
-    start = index
-    while start > 0 and lines[start - 1].strip():
-        start -= 1
-    end = index
-    while end + 1 < len(lines) and lines[end + 1].strip():
-        end += 1
-    following = end + 1
-    while following < len(lines) and not lines[following].strip():
-        following += 1
-    # The explanation often sits in the paragraph after the address list.
-    while following < len(lines) and lines[following].strip() and following - end < 15:
-        following += 1
-    return "\n".join(lines[start:following])
+    def remote_reply_before(self, index: int) -> str:
+        """The failure reply a transcript quotes ("<<< 550 ...") shortly before line `index`
+        and after the previous address line."""
+        for line in reversed(self.lines[max(0, index - 5) : index]):
+            reply = _REMOTE_REPLY.match(line)
+            if reply:
+                return reply.group(1).strip()
+            if _LEADING.match(line):
+                break
+        return ""
 
+    def said_about(
+        self, address: str | None, index: int | None = None, *, only_naming: bool = False
+    ) -> str:
+        """The reply the text quotes for `address` (on line `index`, else where the text first
+        names it): a reply line naming the address, else (unless `only_naming`) the nearest
+        reply line after it, else before it; else, the same for a line with only a status
+        code. A text that does not name the address gives its first reply."""
+        if address is not None:
+            naming = self._first_reply.get(address.lower())
+            if naming is not None:
+                return self._reply_at(naming)
+            if only_naming:
+                return ""
+            if index is None:
+                index = self.line_naming(address)
+        for candidates in (self.replies, self.statuses):
+            if not candidates:
+                continue
+            if index is None:
+                return self._reply_at(candidates[0])
+            after = bisect_right(candidates, index)
+            if after < len(candidates) and candidates[after] <= index + _NEARBY_LINES:
+                return self._reply_at(candidates[after])
+            before = bisect_left(candidates, index) - 1
+            if before >= 0 and candidates[before] >= index - _NEARBY_LINES:
+                return self._reply_at(candidates[before])
+        return ""
 
-def _paragraph_about(text: str, recipient: str) -> str:
-    lines = text.splitlines()
-    lowered = recipient.lower()
-    for index, line in enumerate(lines):
-        if lowered in line.lower():
-            return _paragraph(lines, index)
-    return ""
+    def _reply_at(self, index: int) -> str:
+        """The reply on line `index` with the lines continuing it (a multi-line reply repeats
+        its code: "550-5.1.1 ...", "550 5.1.1 ...")."""
+        first = _REPLY_LINE.match(self.lines[index])
+        parts = [self.lines[index].strip()]
+        for line in self.lines[index + 1 : index + 10]:
+            more = _REPLY_LINE.match(line)
+            if not (first and more and more.group(1) == first.group(1)):
+                break
+            parts.append(line.strip())
+        return " ".join(parts)
+
+    def paragraph(self, index: int) -> str:
+        """The paragraph around line `index` and the one after it (where the explanation of an
+        address list often sits), each cut to a few dozen lines."""
+        lines = self.lines
+        start = index
+        while start > max(0, index - _PARAGRAPH_LINES) and lines[start - 1].strip():
+            start -= 1
+        end = index
+        while end + 1 < min(len(lines), index + _PARAGRAPH_LINES) and lines[end + 1].strip():
+            end += 1
+        following = end + 1
+        while following < len(lines) and not lines[following].strip() and following - end < 5:
+            following += 1
+        while following < len(lines) and lines[following].strip() and following - end < 15:
+            following += 1
+        return "\n".join(lines[start:following])
 
 
 def find_status(text: str) -> str | None:
-    """The enhanced status code the text gives, preferring one written next to a reply code."""
-    paired = _REPLY_WITH_STATUS.search(text)
-    if paired:
-        return paired.group(2)
-    match = _STATUS.search(text)
-    return match.group(0) if match else None
+    """The enhanced status code the text gives, preferring one written next to a reply code,
+    and a failure (4.x.x, 5.x.x) to a success."""
+    paired = _failure_first(_REPLY_WITH_STATUS.finditer(text), 2)
+    return paired or _failure_first(_STATUS.finditer(text), 0)
 
 
 def find_replycode(text: str) -> int | None:
-    paired = _REPLY_WITH_STATUS.search(text)
-    if paired:
-        return int(paired.group(1))
-    match = _REPLY.search(text)
-    return int(match.group(1)) if match else None
+    """The SMTP reply code the text gives, preferring one written next to a status code, and a
+    failure (4xx, 5xx) to a success."""
+    code = _failure_first(_REPLY_WITH_STATUS.finditer(text), 1) or _failure_first(
+        _REPLY.finditer(text), 1
+    )
+    return int(code) if code else None
+
+
+def _failure_first(matches: Iterator[re.Match[str]], group: int) -> str | None:
+    """Group `group` of the first match whose code is a failure, else of the first match."""
+    first: str | None = None
+    for match in matches:
+        code = match.group(group)
+        if code[0] in "45":
+            return code
+        first = first or code
+    return first
 
 
 def original_recipients(original: Message | None) -> list[str]:
-    if original is None:
-        return []
-    fields = [str(value) for value in original.get_all("To", [])]
-    return [address for _, address in getaddresses(fields) if "@" in address]
+    return _header_addresses(original, "To")

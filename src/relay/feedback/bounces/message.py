@@ -40,6 +40,11 @@ _SEPARATOR = re.compile(
 _HEADER_START = re.compile(
     r"^(Return-Path|Received|Message-I[dD]|Delivered-To|DKIM-Signature|X-Original-To):", re.I
 )
+# MIME parts nested deeper than this are not read (no bounce nests more than a few levels).
+_MAX_DEPTH = 16
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+# How far into a boundary-less multipart body its first delimiter line is looked for.
+_BOUNDARY_SEARCH_LINES = 20
 _TAG = re.compile(r"<(br|p|div|tr|li)\b[^>]*>|<[^>]+>", re.IGNORECASE)
 
 
@@ -53,10 +58,17 @@ class BounceMessage:
 
 
 def read_message(raw: bytes) -> BounceMessage:
-    message = email.message_from_bytes(raw[:MAX_BYTES], policy=compat32)
-    bounce = BounceMessage(headers=message)
+    raw = raw[:MAX_BYTES]
     texts: list[str] = []
-    _walk(message, bounce, texts, top=True)
+    try:
+        message = email.message_from_bytes(raw, policy=compat32)
+        bounce = BounceMessage(headers=message)
+        _walk(message, bounce, texts, depth=0)
+    except RecursionError:  # MIME nested deeper than the standard parser follows
+        head, *body = _HEAD_END.split(raw, maxsplit=1)
+        headers = head.decode("ascii", errors="replace")
+        bounce = BounceMessage(HeaderParser(policy=compat32).parsestr(headers, headersonly=True))
+        texts = [b"".join(body).decode("utf-8", errors="replace")]
     text = "\n".join(texts)
     explanation, returned = _split_returned(text)
     bounce.text = explanation
@@ -73,8 +85,13 @@ def read_message(raw: bytes) -> BounceMessage:
     return bounce
 
 
-def _walk(part: Message, bounce: BounceMessage, texts: list[str], *, top: bool) -> None:
+def _walk(part: Message, bounce: BounceMessage, texts: list[str], *, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        return
+    top = depth == 0
     ctype = part.get_content_type()
+    if ctype.startswith("multipart/") and not part.is_multipart():
+        part = _with_boundary(part)
     if part.is_multipart() and ctype not in _RETURNED and ctype not in _REPORT:
         subparts = part.get_payload()
         if isinstance(subparts, list):
@@ -84,9 +101,13 @@ def _walk(part: Message, bounce: BounceMessage, texts: list[str], *, top: bool) 
                     continue
                 if alternatives and sub.get_content_type() == "text/html" and texts:
                     continue
-                _walk(sub, bounce, texts, top=False)
+                _walk(sub, bounce, texts, depth=depth + 1)
         return
     if ctype in _RETURNED and not top:
+        forwarded = _forwarded_report(part)
+        if forwarded is not None and not bounce.reports:
+            _walk(forwarded, bounce, texts, depth=depth + 1)
+            return
         if bounce.original is None:
             bounce.original = _returned_headers(part)
         return
@@ -100,6 +121,22 @@ def _walk(part: Message, bounce: BounceMessage, texts: list[str], *, top: bool) 
     if ctype.startswith("text/") or top or ctype == "message/delivery-status":
         body = _body_text(part)
         texts.append(_strip_html(body) if ctype == "text/html" else body)
+
+
+def _with_boundary(part: Message) -> Message:
+    """A multipart whose boundary parameter got lost (folded without indentation, so it
+    landed in the body), re-read with the delimiter its body starts with; else as it is."""
+    body = str(part.get_payload())
+    lines = body.splitlines()[:_BOUNDARY_SEARCH_LINES]
+    delimiter = next((line for line in lines if line.startswith("--") and len(line) > 2), "")
+    if not delimiter:
+        return part
+    boundary = delimiter[2:].rstrip().removesuffix("--")
+    recovered = email.message_from_string(
+        f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n{body}',
+        policy=compat32,
+    )
+    return recovered if recovered.is_multipart() else part
 
 
 def _body_text(part: Message) -> str:
@@ -124,6 +161,17 @@ def _strip_html(html: str) -> str:
     return unescape(_TAG.sub(lambda m: "\n" if m.group(1) else "", html))
 
 
+def _forwarded_report(part: Message) -> Message | None:
+    """The DSN a message/rfc822 part holds when it is a bounce passed on (forwarded, fetched
+    and wrapped) rather than the returned message."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        inner = payload[0]
+        if inner.get_content_type() == "multipart/report":
+            return inner
+    return None
+
+
 def _returned_headers(part: Message) -> Message:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
@@ -143,7 +191,9 @@ def _split_returned(text: str) -> tuple[str, str]:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if _SEPARATOR.match(line) or (
-            _HEADER_START.match(line) and i + 1 < len(lines) and _FIELD.match(lines[i + 1])
+            _HEADER_START.match(line)
+            and i + 1 < len(lines)
+            and (_FIELD.match(lines[i + 1]) or lines[i + 1][:1] in (" ", "\t"))
         ):
             if _SEPARATOR.match(line):
                 return "\n".join(lines[:i]), "\n".join(lines[i + 1 :])
