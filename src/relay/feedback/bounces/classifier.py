@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 
@@ -15,21 +17,24 @@ from relay.feedback.bounces.extract import (
     has_smtp_evidence,
     original_recipients,
 )
-from relay.feedback.bounces.message import BounceMessage, read_message
+from relay.feedback.bounces.message import MAX_BYTES, BounceMessage, read_message, split_mbox
 from relay.feedback.model import BounceRecord
 from relay.rewrite.verp import parse_verp
 
 __all__ = ["classify"]
 
 _DAEMON = re.compile(
-    r"^(mailer-daemon|postmaster|mail-daemon|mailer_daemon|mmdf|mail delivery|bounce|"
+    r"^(mailer-daemon|post_?master|mail-daemon|mailer_daemon|mmdf|mail delivery|bounce|"
     r"mdaemon|nobody|root|daemon|administrator|no-?reply)",
     re.IGNORECASE,
 )
+# Senders that are the mail system itself: what they send is a bounce, never an auto-reply.
+_MTA = re.compile(r"^(mailer-daemon|post_?master|mail-daemon|mailer_daemon)(@|$)", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status|failure|notification|report|has failed|problem)|"
     r"returned mail|mail delivery|failure notice|could not be delivered|delivery failed|"
-    r"non[- ]?delivery|rejected|bounce|not delivered|failed|error|warning|delayed|returned",
+    r"non[- ]?delivery|rejected|bounce|not delivered|failed|error|warning|delayed|returned|"
+    r"loop alert",
     re.IGNORECASE,
 )
 _AUTOREPLY_SUBJECT = re.compile(
@@ -40,14 +45,20 @@ _AUTOREPLY_SUBJECT = re.compile(
 _TEMPORARY = re.compile(r"\b(temporar|try again|deferred|delayed|will be retried|retrying)", re.I)
 _ID = re.compile(r"<([^<>\s]+)>")
 _NOT_FAILURE_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+# How much of the explanation may identify the MTA that wrote it.
+_SIGNATURE_CHARS = 4000
 
 
 def classify(raw: bytes, verp_recipient: str | None = None) -> list[BounceRecord]:
-    """The records of one message; [] when it is not a bounce. `verp_recipient` is the address
-    the message was sent to (its envelope recipient): when it is a relay VERP address, the
-    queue id and recipient it names win over what the body claims."""
-    bounce = read_message(raw)
-    records = _records(bounce)
+    """The records of one message (of each, in an mbox); [] when it is not a bounce.
+    `verp_recipient` is the address the message was sent to (its envelope recipient): when it
+    is a relay VERP address, the queue id and recipient it names win over what the body
+    claims."""
+    # Mail arrives over SMTP with CRLF, corpora and mbox files often with LF: read them alike.
+    raw = raw[:MAX_BYTES].replace(b"\r\n", b"\n")
+    bounces = [read_message(message) for message in split_mbox(raw)]
+    records = [record for bounce in bounces for record in _records(bounce)]
+    bounce = bounces[0]
     verp = parse_verp(verp_recipient) if verp_recipient else None
     if verp is None:
         return records
@@ -77,17 +88,24 @@ def _records(bounce: BounceMessage) -> list[BounceRecord]:
         ]
     elif not bounce.reports and not _looks_like_bounce(bounce.headers):
         return []
-    return [_record(finding, bounce) for finding in found]
+    commandless = reasons.names_no_command(_signature(bounce))
+    return [_record(finding, bounce, commandless=commandless) for finding in found]
 
 
-def _record(finding: Finding, bounce: BounceMessage) -> BounceRecord:
+def _signature(bounce: BounceMessage) -> str:
+    """What identifies the MTA that wrote the bounce: its headers and the start of its text."""
+    headers = "\n".join(f"{name}: {value}" for name, value in bounce.headers.items())
+    return f"{headers}\n{bounce.text[:_SIGNATURE_CHARS]}".lower()
+
+
+def _record(finding: Finding, bounce: BounceMessage, *, commandless: bool = False) -> BounceRecord:
     diagnostic = reasons.normalise(finding.diagnostic)
     context = reasons.normalise(finding.context or bounce.text)
     status = _status(finding, context)
     replycode = finding.replycode or find_replycode(finding.context)
-    reason = _reason(finding, diagnostic, context, status)
+    reason = _reason(finding, diagnostic, context, status, commandless=commandless)
     if status is None or (status.endswith(".0.0") and reason not in ("onhold", "undefined")):
-        status = _default_status(reason, status, replycode, finding, context)
+        status = finding.status or _default_status(reason, status, replycode, finding, context)
     return BounceRecord(
         recipient=finding.recipient,
         reason=reason,
@@ -111,16 +129,26 @@ def _status(finding: Finding, context: str) -> str | None:
     return finding.status
 
 
-def _reason(finding: Finding, diagnostic: str, context: str, status: str | None) -> str:
+def _reason(
+    finding: Finding, diagnostic: str, context: str, status: str | None, *, commandless: bool
+) -> str:
     if finding.action in _NOT_FAILURE_ACTIONS:
         return "delivered"
     command = reasons.smtp_command(f"{finding.context}\n{finding.diagnostic}")
-    domain = (finding.recipient or "").rpartition("@")[2].lower()
-    said = reasons.decide(reasons.Evidence(diagnostic, status, command, finding.action, domain))
+    evidence = reasons.Evidence(
+        text=diagnostic,
+        status=status,
+        command=None if commandless else command,
+        action=finding.action,
+        domain=(finding.recipient or "").rpartition("@")[2].lower(),
+        kind=finding.kind,
+        commandless=commandless,
+    )
+    said = reasons.decide(evidence)
     if said not in ("onhold", "undefined") or context == diagnostic:
         return said
     # The diagnostic said too little: the explanation around the recipient may say more.
-    wider = reasons.decide(reasons.Evidence(context, status, command, finding.action, domain))
+    wider = reasons.decide(replace(evidence, text=context))
     return wider if wider not in ("onhold", "undefined") else said
 
 
@@ -172,14 +200,14 @@ def _looks_like_bounce(headers: Message) -> bool:
     return bool(
         _DAEMON.match(address)
         or _DAEMON.match(name)
-        or _BOUNCE_SUBJECT.search(str(headers.get("Subject", "")))
+        or _BOUNCE_SUBJECT.search(_subject(headers))
         or headers.get_content_type() == "multipart/report"
         or headers.get("X-Failed-Recipients")
     )
 
 
 def _is_autoreply(headers: Message) -> bool:
-    if _DAEMON.match(parseaddr(str(headers.get("From", "")))[1]):
+    if _MTA.match(parseaddr(str(headers.get("From", "")))[1]):
         return False
     auto = str(headers.get("Auto-Submitted", "")).lower()
     return bool(
@@ -187,8 +215,17 @@ def _is_autoreply(headers: Message) -> bool:
         or headers.get("X-Autoreply")
         or headers.get("X-Autorespond")
         or str(headers.get("Precedence", "")).lower() == "auto_reply"
-        or _AUTOREPLY_SUBJECT.search(str(headers.get("Subject", "")))
+        or _AUTOREPLY_SUBJECT.search(_subject(headers))
     )
+
+
+def _subject(headers: Message) -> str:
+    """The Subject with its RFC 2047 encoded words decoded; as it is when they are broken."""
+    value = str(headers.get("Subject", ""))
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, UnicodeError, ValueError):
+        return value
 
 
 def _address(value: str) -> str | None:

@@ -85,6 +85,7 @@ class Finding:
     replycode: int | None = None
     action: str = ""
     context: str = ""  # the paragraph of the explanation around the recipient
+    kind: str = ""  # the Diagnostic-Code type, lower case: "smtp", "x-unix", "x-postfix", ...
 
 
 def sender_addresses(bounce: BounceMessage) -> set[str]:
@@ -164,8 +165,9 @@ def _from_report(report: dict[str, str], text: _Explanation) -> Finding:
         report.get("original-recipient", "")
     )
     diagnostic = report.get("diagnostic-code", "").strip()
-    kind, _, rest = diagnostic.partition(";")
-    if rest and " " not in kind.strip():
+    kind, semicolon, rest = diagnostic.partition(";")
+    kind = kind.strip().lower() if semicolon and " " not in kind.strip() else ""
+    if kind:
         diagnostic = rest.strip()
     status = next(iter(report.get("status", "").split()), "")
     # The remote server's own reply ("550 5.7.1 ...") outranks the reporting MTA's summary.
@@ -181,6 +183,7 @@ def _from_report(report: dict[str, str], text: _Explanation) -> Finding:
         replycode=find_replycode(diagnostic),
         action=report.get("action", "").strip().lower(),
         context=context,
+        kind=kind,
     )
 
 
@@ -373,20 +376,38 @@ class _Explanation:
 
     def paragraph(self, index: int) -> str:
         """The paragraph around line `index` and the one after it (where the explanation of an
-        address list often sits), each cut to a few dozen lines."""
+        address list often sits), and the one after that when the second is only a label
+        ("because:", "Reason:"); with the paragraph before when it introduces the address
+        ("... has been delayed:"); each cut to a few dozen lines."""
         lines = self.lines
         start = index
         while start > max(0, index - _PARAGRAPH_LINES) and lines[start - 1].strip():
             start -= 1
+        before = start - 1
+        while before > max(0, start - 5) and not lines[before].strip():
+            before -= 1
+        if before >= 0 and before < start - 1 and lines[before].rstrip().endswith(":"):
+            start = before
+            while start > max(0, before - _PARAGRAPH_LINES) and lines[start - 1].strip():
+                start -= 1
         end = index
         while end + 1 < min(len(lines), index + _PARAGRAPH_LINES) and lines[end + 1].strip():
             end += 1
+        end = self._next_paragraph(end)
+        if lines[end - 1].rstrip().endswith(":"):
+            end = self._next_paragraph(end - 1)
+        return "\n".join(lines[start:end])
+
+    def _next_paragraph(self, end: int) -> int:
+        """Where the paragraph after the one ending on line `end` ends (exclusive), a few blank
+        lines and at most a dozen lines of text on."""
+        lines = self.lines
         following = end + 1
         while following < len(lines) and not lines[following].strip() and following - end < 5:
             following += 1
         while following < len(lines) and lines[following].strip() and following - end < 15:
             following += 1
-        return "\n".join(lines[start:following])
+        return following
 
 
 def find_status(text: str) -> str | None:

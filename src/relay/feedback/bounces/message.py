@@ -15,12 +15,16 @@ from html import unescape
 
 from relay.feedback.bounces.notifications import from_json
 
-__all__ = ["MAX_BYTES", "BounceMessage", "parse_fields", "read_message"]
+__all__ = ["MAX_BYTES", "BounceMessage", "parse_fields", "read_message", "split_mbox"]
 
 # A bounce says what happened in its first part; what follows is the returned message, which
 # may be arbitrarily large. Parsing stops here.
 MAX_BYTES = 2 * 1024 * 1024
 
+# Messages read from one mbox at most: bounded work on a huge or hostile file.
+_MAX_MESSAGES = 100
+# Where the next message of an mbox starts: a blank line, then "From sender Thu Apr 29 ...".
+_MBOX_FROM = re.compile(rb"\r?\n\r?\n(?=From \S+ +[A-Z][a-z]{2} [A-Z][a-z]{2} +\d)")
 _RETURNED = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
 _REPORT = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
@@ -55,6 +59,14 @@ class BounceMessage:
     reports: list[dict[str, str]] = field(default_factory=list)  # one per recipient group
     original: Message | None = None  # the returned message's headers
     feedback_report: dict[str, str] | None = None  # message/feedback-report fields (ARF)
+
+
+def split_mbox(raw: bytes) -> list[bytes]:
+    """The messages of `raw`: several when it is an mbox (bounces saved one after another,
+    each after a "From " line), else `raw` itself."""
+    if not raw.startswith(b"From "):
+        return [raw]
+    return _MBOX_FROM.split(raw[:MAX_BYTES], maxsplit=_MAX_MESSAGES - 1)
 
 
 def read_message(raw: bytes) -> BounceMessage:

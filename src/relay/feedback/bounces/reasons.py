@@ -18,7 +18,16 @@ from importlib import resources
 
 from relay.feedback.model import BounceCategory
 
-__all__ = ["Evidence", "Reason", "by_name", "decide", "is_hard", "normalise", "smtp_command"]
+__all__ = [
+    "Evidence",
+    "Reason",
+    "by_name",
+    "decide",
+    "is_hard",
+    "names_no_command",
+    "normalise",
+    "smtp_command",
+]
 
 _SPACE = re.compile(r"\s+")
 # A multi-line SMTP reply repeats its code and status on each line ("550-5.7.1 ..."): inside
@@ -26,10 +35,10 @@ _SPACE = re.compile(r"\s+")
 _CONTINUATION = re.compile(r"(?<=\S) [245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}(?= )")
 _HARD = frozenset({"userunknown", "hostunknown", "hasmoved"})
 # The SMTP command a transcript line (">>> RCPT TO:<...>") or an MTA's explanation ("after
-# RCPT TO", "in reply to end of DATA command", "SMTP:RCPT", "after initial connection") says
-# failed.
+# RCPT TO", "in reply to end of DATA command", "SMTP:RCPT", "did not like our RCPT TO", "after
+# initial connection") says failed.
 _COMMAND = re.compile(
-    r"(?:>>>\s*|\bafter\s+|\bin reply to\s+(?:end of\s+)?|\bsmtp:|^\s*)"
+    r"(?:>>>\s*|\bafter\s+|\bin reply to\s+(?:end of\s+)?|\bsmtp:|\bour\s+|^\s*)"
     r"(HELO|EHLO|MAIL FROM|RCPT(?: TO)?|DATA|STARTTLS)\b"
     r"|\b(end of data|initial connection)\b",
     re.IGNORECASE | re.MULTILINE,
@@ -65,6 +74,10 @@ class Evidence:
     command: str | None = None  # the SMTP command the failure answered (`smtp_command`)
     action: str = ""  # the DSN Action field, lower case
     domain: str = ""  # the recipient's domain, lower case
+    kind: str = ""  # the Diagnostic-Code type, lower case ("smtp", "x-unix", ...)
+    # The format never names the SMTP command (`unnamed_command` in reasons.toml): a user
+    # unknown in wording alone may be a filter's verdict after DATA.
+    commandless: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class _Table:
     second: tuple[str, ...]
     vague: frozenset[str]
     list_hosts: frozenset[str]
+    unnamed_command: tuple[str, ...]
     by_status: Mapping[str, str]
 
 
@@ -104,6 +118,7 @@ def _table() -> _Table:
         second=tuple(data["second_pass"]),
         vague=frozenset(data["vague_status"]),
         list_hosts=frozenset(data["list_hosts"]),
+        unnamed_command=tuple(data["unnamed_command"]),
         by_status=by_status,
     )
 
@@ -114,6 +129,12 @@ def by_name(name: str) -> Reason:
 
 def normalise(text: str) -> str:
     return _CONTINUATION.sub("", _SPACE.sub(" ", text)).strip().lower()
+
+
+def names_no_command(signature: str) -> bool:
+    """Whether `signature` (the bounce's headers as "name: value" lines and its explanation,
+    lower case) shows an MTA that never says which SMTP command failed."""
+    return any(mark in signature for mark in _table().unnamed_command)
 
 
 def smtp_command(text: str) -> str | None:
@@ -138,11 +159,14 @@ def decide(evidence: Evidence) -> str:
     if status.startswith("2."):
         return "delivered"
     named = table.by_status.get(status, "")
-    for name in table.first:
-        if _probe(name, evidence, named):
-            return name
-    if named and named not in table.vague:
-        return named
+    # Any other type than an SMTP reply (x-unix: a local delivery program) answered no SMTP
+    # command: the wording decides, then the status.
+    if evidence.kind in ("", "smtp"):
+        for name in table.first:
+            if _probe(name, evidence, named):
+                return name
+        if named and named not in table.vague:
+            return named
     said = next((name for name in table.second if by_name(name).matches(text)), None)
     if said or named:
         return said or named
@@ -150,6 +174,8 @@ def decide(evidence: Evidence) -> str:
         return "contenterror"
     if status[1:3] == ".7":
         return "securityerror"
+    if evidence.kind == "x-unix":
+        return "mailererror"
     if by_name("syntaxerror").matches(text):
         return "syntaxerror"
     if evidence.action in ("delayed", "expired"):
@@ -167,12 +193,14 @@ def _probe(name: str, evidence: Evidence, named: str) -> bool:
     text, command = evidence.text, evidence.command
     says = by_name(name).matches
     if name == "userunknown":
-        # The wording alone counts when it answered RCPT TO, or when neither the command nor
-        # the status says otherwise (Exchange sends the null-MX 5.1.10 for an unknown
-        # recipient); never when it answered MAIL FROM (the sender is unknown) or the text
-        # names another reason the status could stand for.
+        # The wording counts when it answered RCPT TO; or, when neither the command nor the
+        # status says otherwise (Exchange sends the null-MX 5.1.10 for an unknown recipient),
+        # unless the text names another reason the status could stand for. Never when it
+        # answered MAIL FROM (the sender is unknown).
+        if command == "RCPT" and says(text):
+            return True
         unsaid = named in ("", "notaccept")
-        worded = says(text) and (command == "RCPT" or (command is None and unsaid))
+        worded = says(text) and command is None and unsaid and not evidence.commandless
         others = ("mailboxfull", "blocked", "hasmoved", "rejected", "notaccept", "filtered")
         return (
             command != "MAIL"
