@@ -1,11 +1,13 @@
-"""Crash-safe file primitives shared by the spool and the audit log."""
+"""Crash-safe file primitives shared by the spool, the feedback inbox and the audit log."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["fsync_directory"]
+__all__ = ["fsync_directory", "write_durably"]
 
 
 def fsync_directory(path: Path) -> None:
@@ -15,3 +17,21 @@ def fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(tmp: Path, final: Path, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `tmp`, fsync it, rename it to `final` and fsync `final`'s directory:
+    when this returns, `final` is complete and survives a power cut; it never exists half
+    written. Raises OSError (and removes `tmp`) on failure."""
+    try:
+        with open(tmp, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, final)
+        fsync_directory(final.parent)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

@@ -1,21 +1,29 @@
-"""One relay node: the SMTP and HTTP listeners, the spool and the queue manager in one event
-loop."""
+"""One relay node: the SMTP (submission, feedback) and HTTP listeners, the spool, the queue
+manager and the feedback processor in one event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relay import __version__
 from relay.api import HttpServer, bind, create_app
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
+from relay.config.types import HostPort
 from relay.delivery.mx import MxResolver
 from relay.delivery.queue_manager import QueueManager
+from relay.feedback.delivery import DeliveryFeedback
+from relay.feedback.inbox import Inbox
+from relay.feedback.listener import FeedbackHandler, FeedbackSession
+from relay.feedback.mailboxes import Mailboxes
+from relay.feedback.processor import FeedbackProcessor
 from relay.ingest.auth import PasswordAuthenticator
 from relay.ingest.handler import SubmissionHandler
 from relay.ingest.session import SubmissionSession
@@ -77,12 +85,36 @@ async def serve(settings: Settings, source: str) -> None:
             rewriter,
             _readiness(settings, engine, signer),
         )
-        queue = QueueManager(spool, MxResolver(settings.dns, settings.delivery), settings.delivery)
+        keep_addresses = settings.audit.keep_addresses
+        queue = QueueManager(
+            spool,
+            MxResolver(settings.dns, settings.delivery),
+            settings.delivery,
+            DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record,
+        )
         handler = SubmissionHandler(
             spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue
         )
+        inbox = Inbox(settings.feedback_path)
+        leftovers = await inbox.open()
+        mailboxes = Mailboxes(
+            stores, settings.unsubscribe_mailto_domain, settings.feedback.complaint_addresses
+        )
+        processor = FeedbackProcessor(
+            inbox,
+            mailboxes,
+            stores,
+            audit,
+            tokens,
+            settings.feedback,
+            stores.hasher.hash,
+            keep_addresses,
+        )
+        feedback = FeedbackHandler(inbox, mailboxes, processor.submit)
         app = create_app(tokens, stores, audit)
-        await _run(settings, source, handler, queue, app, tls_context)
+        await processor.start(leftovers)
+        stack.push_async_callback(processor.stop)
+        await _run(settings, source, handler, feedback, queue, app, tls_context)
 
 
 def _readiness(settings: Settings, engine: PolicyEngine, signer: Signer) -> ReadinessCache | None:
@@ -109,50 +141,76 @@ async def _run(
     settings: Settings,
     source: str,
     handler: SubmissionHandler,
+    feedback: FeedbackHandler,
     queue: QueueManager,
     app: FastAPI,
     tls_context: ssl.SSLContext | None,
 ) -> None:
     authenticator = PasswordAuthenticator(settings.smtp.users)
-    listen = settings.smtp.listen
+    timeout = settings.smtp.timeout.total_seconds()
+    async with contextlib.AsyncExitStack() as servers:
+        # Closed in reverse order: the listeners first, deliveries in progress last.
+        servers.push_async_callback(queue.stop)
+        await _listen(
+            servers,
+            lambda: SubmissionSession(handler, settings.smtp, tls_context, authenticator),
+            settings.smtp.listen,
+            "[smtp] listen",
+        )
+        await _listen(
+            servers,
+            lambda: FeedbackSession(
+                feedback, settings.feedback, settings.smtp.hostname, timeout, tls_context
+            ),
+            settings.feedback.listen,
+            "[feedback] listen",
+        )
+        try:
+            http = HttpServer(app, bind(settings.http.listen))
+        except OSError as exc:
+            raise ListenError(
+                exc.errno,
+                f"cannot listen on {settings.http.listen} ([http] listen): {exc.strerror}",
+            ) from None
+        http.start()
+        servers.push_async_callback(http.stop)
+        await queue.start()
+        log.info(
+            "relay %s ready: submission on %s, feedback on %s, HTTP on %s, spool %s, config %s",
+            __version__,
+            settings.smtp.listen,
+            settings.feedback.listen,
+            settings.http.listen,
+            settings.spool_path,
+            source,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("relay stopping: no new connections; finishing deliveries in progress")
+    log.info("relay stopped")
+
+
+async def _listen(
+    servers: contextlib.AsyncExitStack,
+    factory: Callable[[], asyncio.Protocol],
+    listen: HostPort,
+    key: str,
+) -> None:
+    """Serve `factory`'s sessions on `listen` until `servers` closes; ListenError naming the
+    config `key` when the address cannot be bound."""
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(
-            lambda: SubmissionSession(handler, settings.smtp, tls_context, authenticator),
-            host=listen.host,
-            port=listen.port,
-        )
+        server = await loop.create_server(factory, host=listen.host, port=listen.port)
     except OSError as exc:
-        raise ListenError(
-            exc.errno, f"cannot listen on {listen} ([smtp] listen): {exc.strerror}"
-        ) from None
-    try:
-        http = HttpServer(app, bind(settings.http.listen))
-    except OSError as exc:
+        # asyncio rewords the error ("error while attempting to bind ..."); errno says it plainly.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(exc.errno, f"cannot listen on {listen} ({key}): {reason}") from None
+
+    async def close() -> None:
         server.close()
         await server.wait_closed()
-        raise ListenError(
-            exc.errno, f"cannot listen on {settings.http.listen} ([http] listen): {exc.strerror}"
-        ) from None
-    http.start()
-    await queue.start()
-    log.info(
-        "relay %s ready: submission on %s, HTTP on %s, spool %s, config %s",
-        __version__,
-        listen,
-        settings.http.listen,
-        settings.spool_path,
-        source,
-    )
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("relay stopping: no new connections; finishing deliveries in progress")
-        server.close()
-        await http.stop()
-        await server.wait_closed()
-        await queue.stop()
-        log.info("relay stopped")
+
+    servers.push_async_callback(close)

@@ -27,6 +27,7 @@ __all__ = [
     "SPOOL_FAILURE",
     "SYNTAX_ERROR",
     "TOO_MANY_RECIPIENTS",
+    "UNKNOWN_MAILBOX",
     "UTF8_RECIPIENT_WITHOUT_SMTPUTF8",
     "UTF8_SENDER_WITHOUT_SMTPUTF8",
     "Reply",
@@ -58,6 +59,8 @@ TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 SPOOL_FAILURE = Reply(451, "4.3.0", "Could not store the message, try again later")
 # RFC 3207 §4 / RFC 4954 §6: submission needs authentication.
 AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+# RFC 3463 X.1.1: no mailbox of that name here (the feedback listener's unknown addresses).
+UNKNOWN_MAILBOX = Reply(550, "5.1.1", "No such mailbox here")
 # RFC 3463 X.4.3: a DNS lookup a decision needs failed temporarily; the client retries.
 DNS_TEMPORARY = Reply(451, "4.4.3", "DNS lookup failed temporarily, try again later")
 # RFC 3463 X.3.4 / RFC 1870: message size.

@@ -22,6 +22,7 @@ def test_http_port_in_use_stops_start_up_with_a_clear_message(tmp_path):
             env={
                 **os.environ,
                 "RELAY_SMTP__LISTEN": f"127.0.0.1:{free_port()}",
+                "RELAY_FEEDBACK__LISTEN": f"127.0.0.1:{free_port()}",
                 "RELAY_HTTP__LISTEN": f"127.0.0.1:{port}",
             },
             capture_output=True,

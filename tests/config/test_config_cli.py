@@ -31,9 +31,10 @@ def run_relay(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout:
 
 
 def listening_on(port: int) -> dict[str, str]:
-    """Submission on `port`, HTTP on another free port (not the default 8025)."""
+    """Submission on `port`, feedback and HTTP on other free ports (not the defaults)."""
     return {
         "RELAY_SMTP__LISTEN": f"127.0.0.1:{port}",
+        "RELAY_FEEDBACK__LISTEN": f"127.0.0.1:{free_port()}",
         "RELAY_HTTP__LISTEN": f"127.0.0.1:{free_port()}",
     }
 

@@ -39,6 +39,7 @@ class RelayProcess:
                 "policy": {"files": []},
                 "smtp": {"listen": f"127.0.0.1:{self.port}", "hostname": "relay.test"},
                 "http": {"listen": f"127.0.0.1:{free_port()}"},
+                "feedback": {"listen": f"127.0.0.1:{free_port()}"},
                 "delivery": {
                     "helo_name": "relay.test",
                     "retry_schedule": ["1s"],
@@ -65,7 +66,7 @@ class RelayProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        for key in ("smtp", "http"):
+        for key in ("smtp", "feedback", "http"):
             host, port = self.config[key]["listen"].rsplit(":", 1)
             if not wait_for_port(host, int(port)):
                 self.stop()
@@ -101,6 +102,11 @@ class RelayProcess:
     def smtp(self, **kwargs: Any) -> smtplib.SMTP:
         host, port = self.config["smtp"]["listen"].rsplit(":", 1)
         return smtplib.SMTP(host, int(port), timeout=15, **kwargs)
+
+    def feedback_smtp(self) -> smtplib.SMTP:
+        """A client of the feedback listener (bounces, complaint reports, unsubscribes)."""
+        host, port = self.config["feedback"]["listen"].rsplit(":", 1)
+        return smtplib.SMTP(host, int(port), timeout=60)
 
     def queue_files(self) -> list[Path]:
         queue = self.spool / "queue"

@@ -23,15 +23,13 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.types import Message, Receive
 
-from relay import __version__
 from relay.audit.log import AuditLog
-from relay.audit.records import AuditEvent
 from relay.errors import AuditError, StoreUnavailable
-from relay.feedback.suppress import suppress
+from relay.feedback.suppress import suppress, unsubscribe_suppression
 from relay.policy.inspect import ONE_CLICK
 from relay.rewrite.unsubscribe import TokenClaims, UnsubscribeTokens
 from relay.stores.base import Stores
-from relay.stores.models import SuppressionEntry, SuppressionReason, SuppressionScope
+from relay.stores.models import SuppressionReason
 
 __all__ = ["MAX_BODY", "unsubscribe_router"]
 
@@ -88,7 +86,14 @@ def unsubscribe_router(tokens: UnsubscribeTokens, stores: Stores, audit: AuditLo
         if not await _asks_one_click(request):
             raise HTTPException(400, f"the request body must be the form field {ONE_CLICK}")
         client = request.client.host if request.client else None
-        entry, event = _suppression(claims, client, datetime.now(UTC))
+        entry, event = unsubscribe_suppression(
+            claims,
+            reason=SuppressionReason.UNSUBSCRIBE_ONE_CLICK,
+            source=SOURCE,
+            how="one-click unsubscribe (RFC 8058 POST)",
+            at=datetime.now(UTC),
+            inputs={"client": client},
+        )
         try:
             await suppress(stores, audit, entry, event)
         except (AuditError, StoreUnavailable) as exc:
@@ -141,38 +146,3 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-def _suppression(
-    claims: TokenClaims, client: str | None, at: datetime
-) -> tuple[SuppressionEntry, AuditEvent]:
-    """The entry a one-click request makes, and the audit record of the request."""
-    scope = SuppressionScope.SENDER if claims.list_id is None else SuppressionScope.LIST
-    entry = SuppressionEntry(
-        address_hash=claims.address_hash,
-        sender_id=claims.sender_id,
-        scope=scope,
-        reason=SuppressionReason.UNSUBSCRIBE_ONE_CLICK,
-        source=SOURCE,
-        received_at=at,
-        list_id=claims.list_id,
-    )
-    what = "all mail" if claims.list_id is None else f"list {claims.list_id!r}"
-    event = AuditEvent(
-        time=at.isoformat(),
-        stage="unsubscribe",
-        action="suppress",
-        mail_from="",
-        recipient_hash=claims.address_hash,
-        sender_id=claims.sender_id,
-        detail=f"one-click unsubscribe (RFC 8058 POST): suppress {what} of sender"
-        f" {claims.sender_id!r}",
-        inputs={
-            "scope": scope.value,
-            "list_id": claims.list_id,
-            "token_issued": claims.issued.isoformat(),
-            "client": client,
-        },
-        relay_version=__version__,
-    )
-    return entry, event

@@ -150,7 +150,46 @@ class SpoolSettings(_Section):
 
 
 class FeedbackSettings(_Section):
+    """The feedback listener (bounces, complaint reports, mailto unsubscribes) and the
+    suppression policy it applies (relay.feedback)."""
+
     listen: HostPortValue = HostPort("127.0.0.1", 2526)
+    max_message_size: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    # Mailboxes that receive complaint reports (feedback loops), e.g. fbl@relay.example.com.
+    complaint_addresses: list[str] = Field(default_factory=list)
+    # Soft bounces of one recipient that suppress it when `soft_bounce_limit` arrive within
+    # `soft_bounce_window`.
+    soft_bounce_limit: Annotated[int, Field(ge=1)] = 3
+    soft_bounce_window: Duration = timedelta(days=7)
+    # Feedback types (RFC 5965 §7.3) that suppress the recipient and count as complaints.
+    complaint_types: list[str] = Field(default_factory=lambda: ["abuse", "fraud"])
+
+    @field_validator("complaint_addresses")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        normalised: list[str] = []
+        for address in addresses:
+            local, at, domain = address.strip().rpartition("@")
+            domain = domain.rstrip(".").lower()
+            if not at or not local or not _DOMAIN.match(domain):
+                raise ValueError(f"{address!r} is not an e-mail address")
+            normalised.append(f"{local.lower()}@{domain}")
+        return normalised
+
+    @field_validator("complaint_types")
+    @classmethod
+    def _feedback_types(cls, types: list[str]) -> list[str]:
+        for feedback_type in types:
+            if not re.fullmatch(r"[A-Za-z0-9-]+", feedback_type):
+                raise ValueError(f"{feedback_type!r} is not a feedback type (e.g. abuse)")
+        return [feedback_type.lower() for feedback_type in types]
+
+    @field_validator("soft_bounce_window")
+    @classmethod
+    def _positive_window(cls, window: timedelta) -> timedelta:
+        if window.total_seconds() <= 0:
+            raise ValueError("the window must be longer than 0s")
+        return window
 
 
 class HttpSettings(_Section):
@@ -243,6 +282,11 @@ class Settings(_Section):
     @property
     def spool_path(self) -> Path:
         return self.spool.path if self.spool.path is not None else self.state_dir / "spool"
+
+    @property
+    def feedback_path(self) -> Path:
+        """The feedback listener's inbox."""
+        return self.state_dir / "feedback"
 
     @property
     def tls_dir(self) -> Path:

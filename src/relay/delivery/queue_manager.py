@@ -14,6 +14,7 @@ import heapq
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 
 from relay.config.model import DeliverySettings
@@ -21,14 +22,15 @@ from relay.delivery.dsn import FailedRecipient, build_dsn
 from relay.delivery.mx import MxResolver
 from relay.delivery.smtp_client import ConnectionPool
 from relay.errors import DeliveryError, SpoolError
-from relay.spool.records import DeliveryResult, Envelope, RecipientState
+from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.spool.store import Spool, new_queue_id
 
-__all__ = ["QueueManager"]
+__all__ = ["OutcomeListener", "QueueManager"]
 
 log = logging.getLogger("relay.delivery")
 
-Outcome = tuple[str, RecipientState, DeliveryResult, float]
+# Told the outcomes of each attempt once they are recorded (relay.feedback.delivery).
+OutcomeListener = Callable[[Envelope, Sequence[Outcome]], Awaitable[None]]
 
 
 def _domain(address: str) -> str:
@@ -36,8 +38,15 @@ def _domain(address: str) -> str:
 
 
 class QueueManager:
-    def __init__(self, spool: Spool, resolver: MxResolver, settings: DeliverySettings) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        resolver: MxResolver,
+        settings: DeliverySettings,
+        on_outcomes: OutcomeListener | None = None,
+    ) -> None:
         self._spool = spool
+        self._on_outcomes = on_outcomes
         self._resolver = resolver
         self._settings = settings
         self._pool = ConnectionPool(settings)
@@ -171,6 +180,8 @@ class QueueManager:
         remaining = await self._spool.record(queue_id, outcomes)
         for address, state, result, next_attempt_at in outcomes:
             self._log(envelope, address, state, result, next_attempt_at, now)
+        if self._on_outcomes is not None:
+            await self._on_outcomes(envelope, outcomes)
         if remaining:
             retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
             self._schedule(queue_id, min(retries, default=now))

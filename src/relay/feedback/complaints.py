@@ -3,6 +3,7 @@
 complained-about recipient.
 
     parse(raw) -> list[ComplaintRecord]     [] when `raw` is not a complaint report
+    reported_headers(raw) -> Message | None the reported message's headers (to find its sender)
 
 Where each value comes from:
 
@@ -42,7 +43,7 @@ from typing import Any, NamedTuple
 
 from relay.feedback.model import ComplaintRecord
 
-__all__ = ["parse"]
+__all__ = ["parse", "reported_headers"]
 
 
 class _Kind(Enum):
@@ -115,14 +116,28 @@ def parse(raw: bytes) -> list[ComplaintRecord]:
         return []
 
 
+def reported_headers(raw: bytes) -> Message | None:
+    """The headers of the message a complaint report is about (Return-Path, DKIM-Signature,
+    From, ...); None when `raw` is not a report or encloses no message."""
+    try:
+        report = _report(message_from_bytes(raw, policy=compat32))
+    except RecursionError:
+        return None
+    return report.enclosed if report is not None else None
+
+
 class _Report(NamedTuple):
     fields: dict[str, Any]
     enclosed: Message | None  # the reported message's headers
     recipients: list[str]  # as the report names them, before the enclosed To: fallback
 
 
+def _report(message: Message) -> _Report | None:
+    return _arf_report(message) or _microsoft_report(message)
+
+
 def _parse(message: Message) -> list[ComplaintRecord]:
-    report = _arf_report(message) or _microsoft_report(message)
+    report = _report(message)
     if report is None:
         return []
     fields, enclosed, recipients = report

@@ -191,6 +191,7 @@ class SubmissionHandler:
                 client_helo=session.host_name or "",
                 auth_user=session.auth_data if session.authenticated else None,
                 verp_domain=verp_domain,
+                sender_id=transaction.sender.sender_id if transaction.sender else None,
             )
             events = [
                 event.updated(

@@ -13,13 +13,14 @@ import collections
 import ipaddress
 import logging
 import ssl
-from typing import Any, AnyStr
+from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
 from relay import replies
 from relay.config.model import SmtpSettings
 from relay.ingest.addresses import AddressError, ParsedPath, parse_parameters, parse_path
+from relay.ingest.enhanced import EnhancedStatusSMTP
 from relay.ingest.handler import SubmissionHandler
 from relay.policy.checkpoint import Transaction
 
@@ -32,7 +33,7 @@ _DATA_END = b"\r\n.\r\n"
 _MAX_LINE = 998
 
 
-class SubmissionSession(SMTP):
+class SubmissionSession(EnhancedStatusSMTP):
     """One client connection to the submission listener."""
 
     # aiosmtpd sizes its StreamReader buffer limit with this; command lines stay limited by
@@ -63,7 +64,6 @@ class SubmissionSession(SMTP):
         self._settings = settings
         self._handler = handler
         self._transaction: Transaction | None = None
-        self._answering_hello = False
         self._trusted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,26 +95,6 @@ class SubmissionSession(SMTP):
             assert self._transaction is not None
             self._handler.abandon(self._transaction)
             self._transaction = None
-
-    async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str) and not self._answering_hello:
-            status = replies.with_enhanced_code(status)
-        await super().push(status)
-
-    # RFC 2034 §3: replies to HELO and EHLO carry no enhanced status code.
-    async def smtp_EHLO(self, hostname: str) -> None:
-        self._answering_hello = True
-        try:
-            await super().smtp_EHLO(hostname)
-        finally:
-            self._answering_hello = False
-
-    async def smtp_HELO(self, hostname: str) -> None:
-        self._answering_hello = True
-        try:
-            await super().smtp_HELO(hostname)
-        finally:
-            self._answering_hello = False
 
     # -- transaction ------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from relay.policy.inspect import ONE_CLICK
 from relay.rewrite import Change, Rewrite, raw
 
 __all__ = [
+    "MAILBOX",
     "TokenClaims",
     "UnsubscribeLinks",
     "UnsubscribeTokens",
@@ -50,6 +51,7 @@ __all__ = [
     "unsubscribe_links",
 ]
 
+MAILBOX = "unsubscribe"  # local part of the relay-hosted mailto: address (relay.feedback)
 MIN_KEY_SIZE = 32
 VERSION = 1
 MAC_SIZE = 16  # 128 bits
@@ -198,7 +200,7 @@ class UnsubscribeLinks:
 
 
 def unsubscribe_links(
-    token: str, host: str, mailto_domain: str, mailbox: str = "unsubscribe"
+    token: str, host: str, mailto_domain: str, mailbox: str = MAILBOX
 ) -> UnsubscribeLinks:
     """The URIs for `token` on the relay's public HTTPS `host` and its mailto domain."""
     if not _HOST.match(host) or not _HOST.match(mailto_domain) or ":" in mailto_domain:

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from relay.rewrite.verp import verp_address
 
-__all__ = ["DeliveryResult", "Envelope", "PendingRecipient", "RecipientState"]
+__all__ = ["DeliveryResult", "Envelope", "Outcome", "PendingRecipient", "RecipientState"]
 
 
 class RecipientState(StrEnum):
@@ -60,6 +60,9 @@ class Envelope:
     # The sender's bounce domain (in ASCII) when each recipient gets its own VERP return path;
     # `mail_from` stays the mailer's address, where relay's own DSNs go.
     verp_domain: str | None = None
+    # The sender profile the message was accepted for (None: no profile, a DSN, or a queue
+    # file written before the field existed); feedback from its delivery is kept under it.
+    sender_id: str | None = None
 
     def return_path(self, recipient: str) -> str:
         """The MAIL FROM of the delivery to `recipient`: its VERP address under `verp_domain`,
@@ -76,6 +79,10 @@ class Envelope:
         fields = json.loads(data)
         fields["recipients"] = tuple(fields["recipients"])
         return cls(**fields)
+
+
+# What one delivery attempt did for one recipient: address, new state, result, next attempt.
+Outcome = tuple[str, RecipientState, DeliveryResult, float]
 
 
 @dataclass(frozen=True, slots=True)

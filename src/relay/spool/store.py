@@ -16,7 +16,6 @@ SQLite; a committed update survives `kill -9`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -27,9 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.durable import fsync_directory
+from relay.durable import write_durably
 from relay.errors import SpoolError
-from relay.spool.records import DeliveryResult, Envelope, PendingRecipient, RecipientState
+from relay.spool.records import (
+    DeliveryResult,
+    Envelope,
+    Outcome,
+    PendingRecipient,
+    RecipientState,
+)
 
 __all__ = ["Spool", "new_queue_id"]
 
@@ -149,18 +154,13 @@ class Spool:
             raise SpoolError(f"{envelope.queue_id}: cannot index the message: {exc}") from exc
 
     def _write(self, envelope: Envelope, content: bytes) -> None:
-        tmp = self.tmp_dir / envelope.queue_id
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(_MAGIC + envelope.to_json() + b"\n")
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(tmp, self.queue_dir / envelope.queue_id)
-            fsync_directory(self.queue_dir)
+            write_durably(
+                self.tmp_dir / envelope.queue_id,
+                self.queue_dir / envelope.queue_id,
+                (_MAGIC + envelope.to_json() + b"\n", content),
+            )
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise SpoolError(f"{envelope.queue_id}: cannot write the queue file: {exc}") from exc
 
     def _insert(self, envelope: Envelope, size: int) -> None:
@@ -229,16 +229,14 @@ class Spool:
     async def record(
         self,
         queue_id: str,
-        outcomes: Iterable[tuple[str, RecipientState, DeliveryResult, float]],
+        outcomes: Iterable[Outcome],
     ) -> int:
         """Record (recipient, new state, result, next attempt time) for several recipients in
         one transaction; a final state is never changed again. Return how many recipients of
         the message are still queued."""
         return await self._in_index_thread(self._record, queue_id, list(outcomes))
 
-    def _record(
-        self, queue_id: str, outcomes: list[tuple[str, RecipientState, DeliveryResult, float]]
-    ) -> int:
+    def _record(self, queue_id: str, outcomes: list[Outcome]) -> int:
         assert self._db is not None
         now = time.time()
         with self._db:

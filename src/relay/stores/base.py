@@ -7,9 +7,16 @@ answers 451 4.3.0 when a store cannot be asked (never fail open).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from relay.stores.models import ConsentRecord, SenderProfile, SuppressionEntry
+from relay.stores.models import (
+    ComplaintRate,
+    ConsentRecord,
+    SenderProfile,
+    SoftBounce,
+    SuppressionEntry,
+)
 
 __all__ = ["Stores"]
 
@@ -38,6 +45,17 @@ class Stores(Protocol):
         """The profile that has `domain` among its verified From domains."""
         ...
 
+    async def sender_for_bounce_domain(self, domain: str) -> SenderProfile | None:
+        """The profile whose VERP return paths are under `domain` (its bounce_domain)."""
+        ...
+
+    async def complaint_rate(
+        self, sender_id: str, window: timedelta, now: datetime
+    ) -> ComplaintRate:
+        """Complaints and delivered recipients of `sender_id` in the `window` before `now`
+        (in whole hours: the hour of `now` and the ones before it)."""
+        ...
+
     # -- writing (imports, feedback, admin API) -------------------------------------------------
 
     async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
@@ -51,4 +69,15 @@ class Stores(Protocol):
 
     async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:
         """Insert or replace sender profiles in one transaction."""
+        ...
+
+    async def add_soft_bounce(self, bounce: SoftBounce, since: datetime) -> int:
+        """Keep `bounce`; return how many soft bounces of its recipient and sender are kept
+        from `since` on, this one included."""
+        ...
+
+    async def count_feedback(
+        self, sender_id: str, at: datetime, *, complaints: int = 0, delivered: int = 0
+    ) -> None:
+        """Add complaints and delivered recipients of `sender_id` to the hour of `at`."""
         ...

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
+    "ComplaintRate",
     "ConsentBasis",
     "ConsentRecord",
     "MessageClass",
     "SenderProfile",
+    "SoftBounce",
     "SuppressionEntry",
     "SuppressionReason",
     "SuppressionScope",
@@ -32,6 +35,7 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBE_MAILTO = "unsubscribe_mailto"
     COMPLAINT_ARF = "complaint_arf"
     HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCES = "soft_bounces"  # [feedback] soft_bounce_limit within soft_bounce_window
     ERASURE = "erasure"
     OBJECTION = "objection"
     MANUAL = "manual"
@@ -120,3 +124,23 @@ class SenderProfile:
     # VERP (relay.rewrite.verp): with a bounce domain, each recipient's copy leaves with a MAIL
     # FROM under it naming queue entry and recipient; None keeps the mailer's MAIL FROM.
     bounce_domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SoftBounce:
+    """One temporary failure of a recipient of a sender, kept to count repeats."""
+
+    address_hash: str
+    sender_id: str
+    at: datetime
+    status: str | None  # RFC 3463 enhanced status, e.g. "4.2.2"
+    reason: str  # the bounce reason (Sisimai's vocabulary)
+    source: str  # which bounce: the feedback inbox file or the queue id
+
+
+class ComplaintRate(NamedTuple):
+    """A sender's complaints and delivered recipients over a window (MBP-COMPLAINT-RATE)."""
+
+    complaints: int
+    delivered: int
+    rate: float | None  # complaints / delivered; None when nothing was delivered

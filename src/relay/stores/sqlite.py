@@ -9,6 +9,10 @@ Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresse
     senders          sender_id primary key; domains and users as JSON arrays
     sender_users     SMTP AUTH name -> sender_id (primary key: one sender per name)
     sender_domains   verified From domain -> sender_id (primary key: one sender per domain)
+    soft_bounces     (address_hash, sender_id, source) primary key: one row per bounce message,
+                     so a bounce processed twice (after a crash) counts once
+    feedback_counts  (sender_id, hour) primary key: complaints and delivered recipients per
+                     UTC hour ('YYYY-MM-DDTHH'), summed over a window for the complaint rate
 
 Every lookup at RCPT is one indexed point query on one long-lived connection. Writes go through a
 second connection, one transaction each under a lock, so a large import never makes RCPT lookups
@@ -26,7 +30,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,10 +41,12 @@ from relay.config.model import Settings
 from relay.errors import StoreConflict, StoreUnavailable
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.models import (
+    ComplaintRate,
     ConsentBasis,
     ConsentRecord,
     MessageClass,
     SenderProfile,
+    SoftBounce,
     SuppressionEntry,
     SuppressionReason,
     SuppressionScope,
@@ -107,7 +113,26 @@ CREATE TABLE IF NOT EXISTS sender_domains (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sender_users_by_sender ON sender_users (sender_id);
 CREATE INDEX IF NOT EXISTS sender_domains_by_sender ON sender_domains (sender_id);
+CREATE TABLE IF NOT EXISTS soft_bounces (
+    address_hash BLOB NOT NULL,
+    sender_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL,
+    status TEXT,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (address_hash, sender_id, source)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS soft_bounces_by_time ON soft_bounces (address_hash, sender_id, at);
+CREATE TABLE IF NOT EXISTS feedback_counts (
+    sender_id TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    complaints INTEGER NOT NULL DEFAULT 0,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sender_id, hour)
+) WITHOUT ROWID;
 """
+# After the columns a store made before them lacks have been added.
+_INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (bounce_domain)"
 
 _SUPPRESSION_COLUMNS = (
     "address_hash, sender_id, scope, reason, source, received_at, list_id, source_message_id,"
@@ -144,6 +169,10 @@ def _to_text(moment: datetime) -> str:
 
 def _optional_text(moment: datetime | None) -> str | None:
     return None if moment is None else _to_text(moment)
+
+
+def _hour(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 def _from_text(text: str) -> datetime:
@@ -235,6 +264,7 @@ class SqliteStores:
             for column, definition in _ADDED_SENDER_COLUMNS:
                 if column not in columns:  # a store made before the column existed
                     await db.execute(f"ALTER TABLE senders ADD COLUMN {column} {definition}")
+            await db.execute(_INDEXES)
             await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             await db.execute("COMMIT")
         except BaseException:
@@ -312,6 +342,37 @@ class SqliteStores:
             f"SELECT {_SENDER_COLUMNS} FROM sender_domains JOIN senders USING (sender_id)"
             " WHERE domain = ?",
             _domain_key(domain),
+        )
+
+    async def sender_for_bounce_domain(self, domain: str) -> SenderProfile | None:
+        key = _domain_key(domain)
+        try:
+            unicode_key = key.encode("ascii").decode("idna")  # VERP addresses use A-labels
+        except UnicodeError:
+            unicode_key = key
+        async with self._boundary("look up a sender profile"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_SENDER_COLUMNS} FROM senders WHERE bounce_domain IN (?, ?)"
+                " ORDER BY sender_id LIMIT 1",
+                (key, unicode_key),
+            )
+            for row in rows:
+                return self._sender(tuple(row))
+        return None
+
+    async def complaint_rate(
+        self, sender_id: str, window: timedelta, now: datetime
+    ) -> ComplaintRate:
+        first = _hour(now - window + timedelta(hours=1))
+        async with self._boundary("read the complaint counts"):
+            rows = await self._read_db().execute_fetchall(
+                "SELECT COALESCE(SUM(complaints), 0), COALESCE(SUM(delivered), 0)"
+                " FROM feedback_counts WHERE sender_id = ? AND hour BETWEEN ? AND ?",
+                (sender_id, first, _hour(now)),
+            )
+        ((complaints, delivered),) = rows
+        return ComplaintRate(
+            int(complaints), int(delivered), complaints / delivered if delivered else None
         )
 
     async def sender(self, sender_id: str) -> SenderProfile | None:
@@ -396,6 +457,40 @@ class SqliteStores:
                     [_domain_key(domain) for domain in profile.verified_domains],
                 )
         return len(profiles)
+
+    async def add_soft_bounce(self, bounce: SoftBounce, since: datetime) -> int:
+        key = bytes.fromhex(bounce.address_hash)
+        async with self._transaction("keep a soft bounce") as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO soft_bounces"
+                " (address_hash, sender_id, source, at, status, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    bounce.sender_id,
+                    bounce.source,
+                    _to_text(bounce.at),
+                    bounce.status,
+                    bounce.reason,
+                ),
+            )
+            ((count,),) = await db.execute_fetchall(
+                "SELECT COUNT(*) FROM soft_bounces"
+                " WHERE address_hash = ? AND sender_id = ? AND at >= ?",
+                (key, bounce.sender_id, _to_text(since)),
+            )
+        return int(count)
+
+    async def count_feedback(
+        self, sender_id: str, at: datetime, *, complaints: int = 0, delivered: int = 0
+    ) -> None:
+        async with self._transaction("count feedback") as db:
+            await db.execute(
+                "INSERT INTO feedback_counts (sender_id, hour, complaints, delivered)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (sender_id, hour) DO UPDATE SET"
+                " complaints = complaints + excluded.complaints,"
+                " delivered = delivered + excluded.delivered",
+                (sender_id, _hour(at), complaints, delivered),
+            )
 
     async def _claim(
         self,
