@@ -54,12 +54,14 @@ def bare_event(stage: str, action: str, inputs: dict[str, object]) -> AuditEvent
 
 def append_all(
     directory: Path, sessions: Sequence[Sequence[Sequence[AuditEvent]]], **kwargs: int
-) -> None:
-    """Open the log and run the sessions concurrently, each appending its batches in turn."""
+) -> list[tuple[AuditEvent, str]]:
+    """Open the log and run the sessions concurrently, each appending its batches in turn; each
+    event with the record hash its append returned."""
+    appended: list[tuple[AuditEvent, str]] = []
 
     async def session(log: AuditLog, batches: Sequence[Sequence[AuditEvent]]) -> None:
         for batch in batches:
-            await log.append(batch)
+            appended.extend(zip(batch, await log.append(batch), strict=True))
 
     async def run() -> None:
         log = AuditLog(directory, node="node-a", **kwargs)
@@ -70,6 +72,7 @@ def append_all(
             await log.close()
 
     asyncio.run(run())
+    return appended
 
 
 def stored_lines(directory: Path) -> list[bytes]:
@@ -106,7 +109,7 @@ def test_concurrent_appends_form_one_complete_chain(tmp_path: Path, config: Path
         ]
         for s in range(100)
     ]
-    append_all(directory, sessions, max_file_size=50_000)
+    appended = append_all(directory, sessions, max_file_size=50_000)
 
     result = verify(directory)
     assert result.ok, result.bad
@@ -118,6 +121,10 @@ def test_concurrent_appends_form_one_complete_chain(tmp_path: Path, config: Path
     assert records[0]["prev"] == GENESIS
     assert {record["node"] for record in records} == {"node-a"}
     assert result.last_hash == records[-1]["hash"] == record_hash(records[-1])
+    # append returns the hash of each record it wrote: what names a record for good.
+    stored = {(r["inputs"]["session"], r["inputs"]["index"]): r["hash"] for r in records}
+    returned = {(e.inputs["session"], e.inputs["index"]): ref for e, ref in appended}
+    assert returned == stored
     # Every record once; each session's records in its order, each append's records together.
     keys = [(record["inputs"]["session"], record["inputs"]["index"]) for record in records]
     assert sorted(keys) == [(s, i) for s in range(100) for i in range(12)]
@@ -290,7 +297,7 @@ def test_a_record_that_cannot_be_encoded_fails_alone(tmp_path: Path) -> None:
     directory = tmp_path / "audit"
     bad = bare_event("rcpt", "accept", {"not json": {1, 2}})
 
-    async def run() -> list[BaseException | None]:
+    async def run() -> list[BaseException | list[str]]:
         log = AuditLog(directory)
         await log.open()
         results = await asyncio.gather(
@@ -303,12 +310,12 @@ def test_a_record_that_cannot_be_encoded_fails_alone(tmp_path: Path) -> None:
         return list(results)
 
     results = asyncio.run(run())
-    assert results[0] is None
-    assert results[2] is None
     assert isinstance(results[1], AuditError)
     assert "cannot encode" in str(results[1])
     result = verify(directory)
     assert (result.ok, result.records) == (True, 2)  # neither record of the failed append
+    hashes = [json.loads(line)["hash"] for line in stored_lines(directory)]
+    assert [results[0], results[2]] == [[hashes[0]], [hashes[1]]]
 
 
 def test_export_filters_by_time(tmp_path: Path, config: Path) -> None:

@@ -9,6 +9,7 @@ window."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from typing import Any
@@ -80,7 +81,8 @@ def keys(relay: RelayProcess) -> tuple[UnsubscribeTokens, AddressHasher]:
 
 
 def suppression_record(relay: RelayProcess, recipient: str) -> dict[str, Any]:
-    """The audit record of the suppression of `recipient`, once relay has written it."""
+    """The audit record of the suppression of `recipient`, once relay has written it, and
+    named by the suppression entry it caused."""
     address_hash = keys(relay)[1].hash(recipient)
     found = poll(
         lambda: next(
@@ -94,6 +96,9 @@ def suppression_record(relay: RelayProcess, recipient: str) -> dict[str, Any]:
         timeout=20,
     )
     assert found is not None, relay.log
+    entry = poll(lambda: suppression_entry(relay, recipient), timeout=20)
+    assert entry is not None, relay.log
+    assert json.loads(entry)["audit_ref"] == found["hash"]
     return found
 
 

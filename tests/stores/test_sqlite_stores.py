@@ -288,10 +288,27 @@ def test_fix_preferences_and_bounce_domain_round_trip(db):
     assert ACME.bounce_domain is None
 
 
-def test_a_senders_table_without_the_added_columns_gets_them(db):
+def test_tables_without_the_added_columns_get_them(db):
+    entry = suppression(address="ann@example.org")
     run_stores(db, lambda stores: stores.put_senders([ACME]))
+    run_stores(db, lambda stores: stores.add_suppressions([entry]))
     with sqlite3.connect(db) as old:
         old.execute("DROP INDEX senders_by_bounce_domain")  # made with bounce_domain
         for column in ("fix_us", "fixes_allowed", "bounce_domain"):
             old.execute(f"ALTER TABLE senders DROP COLUMN {column}")
+        old.execute("ALTER TABLE suppressions DROP COLUMN audit_ref")
     assert run_stores(db, lambda stores: stores.sender("acme")) == ACME
+    found = run_stores(
+        db, lambda stores: stores.suppression_for("ann@example.org", entry.sender_id, None)
+    )
+    assert found == entry
+
+
+def test_a_suppression_keeps_the_audit_record_that_caused_it(db):
+    entry = dataclasses.replace(suppression(address="ann@example.org"), audit_ref="ab" * 32)
+    run_stores(db, lambda stores: stores.add_suppressions([entry]))
+    found = run_stores(
+        db, lambda stores: stores.suppression_for("ann@example.org", entry.sender_id, None)
+    )
+    assert found is not None
+    assert found.audit_ref == "ab" * 32

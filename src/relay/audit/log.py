@@ -126,7 +126,7 @@ class AuditLog:
         self._lock_fd: int | None = None
         self._broken: str | None = None
         # Group commit; touched only in the event loop.
-        self._pending: list[tuple[Sequence[AuditEvent], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[AuditEvent], asyncio.Future[list[str]]]] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -240,17 +240,19 @@ class AuditLog:
 
     # -- appending --------------------------------------------------------------------------
 
-    async def append(self, events: Sequence[AuditEvent]) -> None:
-        """Add `events` to the chain, in order; return when they are on disk (fsync'd).
-        Raise AuditError when they could not be written: the decisions must not be acted on."""
+    async def append(self, events: Sequence[AuditEvent]) -> list[str]:
+        """Add `events` to the chain, in order; return their records' hashes (what names a
+        record for good, e.g. in the suppression entry it caused) when they are on disk
+        (fsync'd). Raise AuditError when they could not be written: the decisions must not be
+        acted on."""
         if self._writer is None or self._closing:
             raise AuditError(f"{self.directory}: the audit log is not open")
         if not events:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return []
+        done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._pending.append((events, done))
         self._wakeup.set()
-        await done
+        return await done
 
     async def _write_pending(self) -> None:
         loop = asyncio.get_running_loop()
@@ -268,45 +270,45 @@ class AuditLog:
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done.done():  # the appender was cancelled; its records are written
                         continue
-                    if outcome is None:
-                        done.set_result(None)
-                    else:
+                    if isinstance(outcome, AuditError):
                         done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
             if self._closing and not self._pending:
                 return
 
-    def _commit(self, requests: list[Sequence[AuditEvent]]) -> list[AuditError | None]:
+    def _commit(self, requests: list[Sequence[AuditEvent]]) -> list[AuditError | list[str]]:
         """Encode and chain every request, write them with one write and one fsync. A request
         that cannot be encoded fails alone; a failed write fails them all and leaves the chain
-        where it was."""
+        where it was. A request that succeeds gets its records' hashes."""
         if self._broken is not None:
             return [AuditError(self._broken)] * len(requests)
-        outcomes: list[AuditError | None] = []
+        outcomes: list[AuditError | list[str]] = []
         lines: list[bytes] = []
         seq, prev = self._seq, self._prev
         for events in requests:
             try:
-                encoded, next_seq, next_prev = self._encode(events, seq, prev)
+                encoded, hashes = self._encode(events, seq, prev)
             except Exception as exc:  # e.g. inputs that JSON cannot encode: fail this request
                 outcomes.append(AuditError(f"cannot encode an audit record: {exc}"))
                 continue
             lines.extend(encoded)
-            seq, prev = next_seq, next_prev
-            outcomes.append(None)
+            seq, prev = seq + len(events), hashes[-1]
+            outcomes.append(hashes)
         if not lines:
             return outcomes
         try:
             self._write(b"".join(lines))
         except OSError as exc:
             error = AuditError(f"cannot write the audit log in {self.directory}: {exc}")
-            return [error if outcome is None else outcome for outcome in outcomes]
+            return [outcome if isinstance(outcome, AuditError) else error for outcome in outcomes]
         self._seq, self._prev = seq, prev
         return outcomes
 
     def _encode(
         self, events: Sequence[AuditEvent], seq: int, prev: str
-    ) -> tuple[list[bytes], int, str]:
-        lines = []
+    ) -> tuple[list[bytes], list[str]]:
+        lines, hashes = [], []
         for event in events:
             seq += 1
             record = event.as_dict()
@@ -314,7 +316,8 @@ class AuditLog:
             prev = hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
             record["hash"] = prev
             lines.append(canonical_json(record).encode("utf-8") + b"\n")
-        return lines, seq, prev
+            hashes.append(prev)
+        return lines, hashes
 
     def _write(self, data: bytes) -> None:
         if self._size >= self.max_file_size:

@@ -10,6 +10,7 @@ without its record cannot happen.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +27,12 @@ __all__ = ["suppress", "suppression", "unsubscribe_suppression"]
 async def suppress(
     stores: Stores, audit: AuditLog, entry: SuppressionEntry, event: AuditEvent
 ) -> None:
-    """Record `event`, then add `entry` (nothing when an equal entry is there already).
+    """Record `event`, then add `entry` naming that record (nothing when an entry for the same
+    recipient, sender and list is there already).
 
     Raises AuditError (nothing stored) or StoreUnavailable (recorded, not stored)."""
-    await audit.append([event])
-    await stores.add_suppressions([entry])
+    (record,) = await audit.append([event])
+    await stores.add_suppressions([replace(entry, audit_ref=record)])
 
 
 def suppression(

@@ -73,7 +73,7 @@ BAD_DECLARATION = Reply(554, "5.6.0", "Bad X-Relay-Message-Class")
 
 
 class AuditSink(Protocol):
-    async def append(self, events: Sequence[AuditEvent]) -> None: ...
+    async def append(self, events: Sequence[AuditEvent]) -> Sequence[str]: ...
 
 
 @dataclass(slots=True)

@@ -57,6 +57,7 @@ class SuppressionEntry:
     list_id: str | None = None
     source_message_id: str | None = None
     address: str | None = None  # kept only where retention allows
+    audit_ref: str | None = None  # hash of the audit record of what caused it (relay's own)
 
 
 class ConsentBasis(StrEnum):

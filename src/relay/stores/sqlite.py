@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
     list_id TEXT,
     source_message_id TEXT,
     address TEXT,
+    audit_ref TEXT,
     PRIMARY KEY (address_hash, sender_id, list_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consents (
@@ -136,7 +137,7 @@ _INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (boun
 
 _SUPPRESSION_COLUMNS = (
     "address_hash, sender_id, scope, reason, source, received_at, list_id, source_message_id,"
-    " address"
+    " address, audit_ref"
 )
 _CONSENT_COLUMNS = (
     "record_id, address_hash, sender_id, scope, basis, jurisdictions, obtained_at, source,"
@@ -148,11 +149,15 @@ _SENDER_COLUMNS = (
     " message_class, users, fix_us, fixes_allowed, bounce_domain"
 )
 
-_ADDED_SENDER_COLUMNS = (
-    ("fix_us", "INTEGER NOT NULL DEFAULT 0"),
-    ("fixes_allowed", "INTEGER NOT NULL DEFAULT 1"),
-    ("bounce_domain", "TEXT"),
-)
+# Columns added after the first release: a store made before them gets them at open.
+_ADDED_COLUMNS = {
+    "senders": (
+        ("fix_us", "INTEGER NOT NULL DEFAULT 0"),
+        ("fixes_allowed", "INTEGER NOT NULL DEFAULT 1"),
+        ("bounce_domain", "TEXT"),
+    ),
+    "suppressions": (("audit_ref", "TEXT"),),
+}
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
 
@@ -260,10 +265,12 @@ class SqliteStores:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     await db.execute(statement)
-            columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(senders)")}
-            for column, definition in _ADDED_SENDER_COLUMNS:
-                if column not in columns:  # a store made before the column existed
-                    await db.execute(f"ALTER TABLE senders ADD COLUMN {column} {definition}")
+            for table, added in _ADDED_COLUMNS.items():
+                rows = await db.execute_fetchall(f"PRAGMA table_info({table})")
+                columns = {row[1] for row in rows}
+                for column, definition in added:
+                    if column not in columns:
+                        await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             await db.execute(_INDEXES)
             await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             await db.execute("COMMIT")
@@ -395,7 +402,7 @@ class SqliteStores:
         async with self._transaction("add suppressions") as db:
             cursor = await db.executemany(
                 f"INSERT OR IGNORE INTO suppressions (list_key, {_SUPPRESSION_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             added = cursor.rowcount
@@ -540,11 +547,14 @@ class SqliteStores:
             entry.list_id,
             entry.source_message_id,
             self._clear(entry.address),
+            entry.audit_ref,
         )
 
     @staticmethod
     def _suppression(row: tuple[Any, ...]) -> SuppressionEntry:
-        (key, sender_id, scope, reason, source, received_at, list_id, message_id, address) = row
+        (key, sender_id, scope, reason, source, received_at, list_id, message_id, address, ref) = (
+            row
+        )
         return SuppressionEntry(
             address_hash=bytes(key).hex(),
             sender_id=sender_id,
@@ -555,6 +565,7 @@ class SqliteStores:
             list_id=list_id,
             source_message_id=message_id,
             address=address,
+            audit_ref=ref,
         )
 
     def _consent_row(self, record: ConsentRecord) -> tuple[Any, ...]:
