@@ -14,6 +14,7 @@ import pytest
 
 from relay.feedback.bounces import classify
 from relay.feedback.model import BounceRecord
+from tests.feedback.conftest import AGREEMENT_REPORT
 from tests.support.paths import CORPUS
 
 BOUNCES = CORPUS / "bounces"
@@ -44,7 +45,7 @@ class Tally:
     def share(self, key: str) -> float:
         return self.agree[key] / self.total[key] if self.total[key] else 1.0
 
-    def worst(self, limit: int = 12) -> str:
+    def worst(self, limit: int | None = 12) -> str:
         rows = sorted(self.total, key=lambda key: (self.share(key), key))[:limit]
         return ", ".join(f"{key} {self.agree[key]}/{self.total[key]}" for key in rows)
 
@@ -55,6 +56,13 @@ class Agreement:
     reasons: Tally = field(default_factory=Tally)
     formats: Tally = field(default_factory=Tally)
     misses: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        """Every figure: per field, per reason, per format (worst first)."""
+        return (
+            self.summary().partition("\nworst reasons")[0]
+            + f"\nper reason: {self.reasons.worst(None)}\nper format: {self.formats.worst(None)}"
+        )
 
     def summary(self) -> str:
         tally = self.fields
@@ -87,8 +95,11 @@ def _rows() -> Iterator[tuple[str, list[dict[str, str]]]]:
 
 
 @pytest.fixture(scope="module")
-def agreement() -> Agreement:
+def agreement(request: pytest.FixtureRequest) -> Agreement:
+    """The corpus classified; the figures per field, reason and format are printed at the end
+    of the test run (tests/feedback/conftest.py)."""
     result = Agreement()
+    request.config.stash[AGREEMENT_REPORT] = result.report
     for name, rows in _rows():
         records = classify((BOUNCES / name).read_bytes())
         for index, row in enumerate(rows):
