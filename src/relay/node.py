@@ -32,12 +32,14 @@ from relay.policy.checkpoint import Checkpoint
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
 from relay.policy.rules import Fact
+from relay.policy.rules.cadence import history_window
 from relay.rewrite.pipeline import Rewriter
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.signing.keys import load_keys
 from relay.signing.signer import Signer
 from relay.spool.store import Spool
 from relay.stores.hashing import load_or_create_key
+from relay.stores.history import SqliteHistory
 from relay.stores.sqlite import SqliteStores
 
 if TYPE_CHECKING:
@@ -66,6 +68,15 @@ async def serve(settings: Settings, source: str) -> None:
         stores = SqliteStores.from_settings(settings)
         await stores.open()
         stack.push_async_callback(stores.close)
+        history = None
+        if engine.needs(Fact.SEND_HISTORY):
+            history = SqliteHistory(
+                settings.stores_path.with_name("history.sqlite"),
+                stores.hasher,
+                keep=history_window(engine.policies),
+            )
+            await history.open()
+            stack.push_async_callback(history.close)
         audit = AuditLog(settings.audit_path, node=settings.smtp.hostname)
         await audit.open()
         stack.push_async_callback(audit.close)
@@ -84,6 +95,7 @@ async def serve(settings: Settings, source: str) -> None:
             settings.audit.keep_addresses,
             rewriter,
             _readiness(settings, engine, signer),
+            history,
         )
         keep_addresses = settings.audit.keep_addresses
         queue = QueueManager(
@@ -93,7 +105,7 @@ async def serve(settings: Settings, source: str) -> None:
             DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record,
         )
         handler = SubmissionHandler(
-            spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue
+            spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue, stores.stats
         )
         inbox = Inbox(settings.feedback_path)
         leftovers = await inbox.open()
@@ -119,7 +131,7 @@ async def serve(settings: Settings, source: str) -> None:
 
 def _readiness(settings: Settings, engine: PolicyEngine, signer: Signer) -> ReadinessCache | None:
     """The sender-domain DNS checks the loaded rules read, if any."""
-    if not any(engine.needs(fact) for fact in Fact):
+    if not any(engine.needs(fact) for fact in (Fact.ENVELOPE_SPF, Fact.SENDER_DNS)):
         return None
     from relay.dnscheck.cache import ReadinessCache  # loads checkdmarc
 

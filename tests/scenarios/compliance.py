@@ -116,7 +116,9 @@ def add_shop_sender(relay: RelayProcess, **fields: Any) -> None:
     )
 
 
-def add_consent(relay: RelayProcess, address: str, jurisdictions: str, record_id: str) -> None:
+def add_consent(
+    relay: RelayProcess, address: str, jurisdictions: str, record_id: str, **fields: Any
+) -> None:
     import_rows(
         relay,
         "consent",
@@ -134,6 +136,7 @@ def add_consent(relay: RelayProcess, address: str, jurisdictions: str, record_id
                 "notice_version": "privacy-2025-01",
                 "affirmative_action": True,
                 "bundled": False,
+                **fields,
             }
         ],
     )

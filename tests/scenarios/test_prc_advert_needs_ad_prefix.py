@@ -4,6 +4,7 @@ the prefix it is delivered."""
 
 from __future__ import annotations
 
+from relay.policy.files import policy_paths
 from tests.policy.builders import message
 from tests.scenarios.compliance import (
     PRC_RECIPIENT,
@@ -17,7 +18,9 @@ from tests.scenarios.compliance import (
 
 
 def test_advert_without_prefix_is_refused_and_with_prefix_delivered(make_relay, shop, sink):
-    relay = make_relay(policy_config(sink, shop))
+    # Four adverts to one recipient in a minute: more than cadence.toml's caps allow.
+    files = [path for path in policy_paths(None) if path.name != "cadence.toml"]
+    relay = make_relay(policy_config(sink, shop, policy_files=files))
     add_shop_sender(relay, fixes_allowed=False)
     add_consent(relay, PRC_RECIPIENT, "CN", record_id="c-cn")
 

@@ -1,6 +1,6 @@
 """What the feedback stage keeps in the stores: soft bounces (counted per recipient and sender
-within a window, once per bounce message), per-sender complaint and delivery counts giving the
-complaint rate over rolling windows (MBP-COMPLAINT-RATE), and the sender of a bounce domain."""
+within a window, once per bounce message) and the sender of a bounce domain. The complaint rate
+is in test_stats.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from relay.stores.models import ComplaintRate, SenderProfile, SoftBounce
+from relay.stores.models import SenderProfile, SoftBounce
 from tests.stores.helpers import HASHER, WHEN, run_stores
 
-DAY, WEEK = timedelta(days=1), timedelta(days=7)
+WEEK = timedelta(days=7)
 
 
 @pytest.fixture
@@ -43,35 +43,6 @@ def test_soft_bounces_are_counted_within_the_window_once_per_bounce_message(db):
         ]
 
     assert run_stores(db, record) == [0, 1, 1, 1, 2]
-
-
-def test_complaint_rate_over_one_and_seven_days(db):
-    async def count_and_read(stores):
-        await stores.count_feedback("acme", WHEN, delivered=1000, complaints=2)
-        await stores.count_feedback("acme", WHEN - timedelta(hours=3), delivered=500)
-        await stores.count_feedback("acme", WHEN - timedelta(hours=23), complaints=1)
-        await stores.count_feedback("acme", WHEN - timedelta(hours=24), delivered=2500)
-        await stores.count_feedback("acme", WHEN - timedelta(days=6, hours=23), complaints=3)
-        await stores.count_feedback("acme", WHEN - WEEK, delivered=10_000, complaints=50)
-        await stores.count_feedback("other", WHEN, delivered=7, complaints=7)
-        return (
-            await stores.complaint_rate("acme", DAY, WHEN),
-            await stores.complaint_rate("acme", WEEK, WHEN),
-            await stores.complaint_rate("nobody", WEEK, WHEN),
-        )
-
-    one_day, seven_days, nobody = run_stores(db, count_and_read)
-    assert one_day == ComplaintRate(complaints=3, delivered=1500, rate=3 / 1500)
-    assert seven_days == ComplaintRate(complaints=6, delivered=4000, rate=6 / 4000)
-    assert nobody == ComplaintRate(0, 0, None)
-
-
-def test_complaints_without_deliveries_have_no_rate(db):
-    async def count_and_read(stores):
-        await stores.count_feedback("acme", WHEN, complaints=1)
-        return await stores.complaint_rate("acme", DAY, WHEN)
-
-    assert run_stores(db, count_and_read) == ComplaintRate(1, 0, None)
 
 
 def test_sender_for_bounce_domain_finds_the_profile_by_either_spelling(db):

@@ -30,6 +30,7 @@ from relay.policy.inspect import ONE_CLICK
 from relay.rewrite.unsubscribe import TokenClaims, UnsubscribeTokens
 from relay.stores.base import Stores
 from relay.stores.models import SuppressionReason
+from relay.stores.stats import Kind
 
 __all__ = ["MAX_BODY", "unsubscribe_router"]
 
@@ -95,7 +96,7 @@ def unsubscribe_router(tokens: UnsubscribeTokens, stores: Stores, audit: AuditLo
             inputs={"client": client},
         )
         try:
-            await suppress(stores, audit, entry, event)
+            await suppress(stores, audit, entry, event, Kind.UNSUBSCRIBE)
         except (AuditError, StoreUnavailable) as exc:
             log.error("one-click unsubscribe of sender %s not recorded: %s", claims.sender_id, exc)
             raise HTTPException(

@@ -105,6 +105,8 @@ def _register_groups() -> None:
     from relay.cli.dkim import dkim
     from relay.cli.dnscheck import dns_check
     from relay.cli.policy import policy
+    from relay.cli.queue import queue
+    from relay.cli.stats import stats
     from relay.cli.stores import consent, senders, suppressions
 
     for group in (
@@ -117,6 +119,8 @@ def _register_groups() -> None:
         dns_check,
         bounces,
         complaints,
+        stats,
+        queue,
     ):
         main.add_command(group)
 

@@ -88,8 +88,11 @@ class QueueManager:
     # -- scheduling -------------------------------------------------------------------------
 
     def enqueue(self, envelope: Envelope) -> None:
-        """A message was just spooled: try it now."""
-        self._schedule(envelope.queue_id, time.time())
+        """A message was just spooled: try it now, or when its first recipient is released."""
+        now = time.time()
+        self._schedule(
+            envelope.queue_id, min(envelope.not_before.get(r, now) for r in envelope.recipients)
+        )
 
     def _schedule(self, queue_id: str, due_at: float) -> None:
         current = self._scheduled.get(queue_id)
@@ -152,9 +155,15 @@ class QueueManager:
         if not pending:
             await self._spool.remove(queue_id)
             return
-        attempts = {recipient.address: recipient.attempts for recipient in pending}
+        started = time.time()
+        due = [recipient for recipient in pending if recipient.next_attempt_at <= started]
+        later = [r.next_attempt_at for r in pending if r.next_attempt_at > started]
+        if not due:
+            self._schedule(queue_id, min(later))
+            return
+        attempts = {recipient.address: recipient.attempts for recipient in due}
         by_domain: dict[str, list[str]] = defaultdict(list)
-        for recipient in pending:
+        for recipient in due:
             by_domain[_domain(recipient.address)].append(recipient.address)
         groups = await asyncio.gather(
             *(
@@ -184,7 +193,7 @@ class QueueManager:
             await self._on_outcomes(envelope, outcomes)
         if remaining:
             retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
-            self._schedule(queue_id, min(retries, default=now))
+            self._schedule(queue_id, min([*retries, *later], default=now))
         else:
             await self._spool.remove(queue_id)
 
@@ -229,7 +238,9 @@ class QueueManager:
             return address, RecipientState.DELIVERED, result, now
         if result.permanent:
             return address, RecipientState.BOUNCED, result, now
-        deadline = envelope.received_at + self._settings.max_lifetime.total_seconds()
+        # A recipient held for a send-time window lives from its release on.
+        born = envelope.not_before.get(address, envelope.received_at)
+        deadline = born + self._settings.max_lifetime.total_seconds()
         if now >= deadline:
             return address, RecipientState.EXPIRED, result, now
         schedule = self._settings.retry_schedule

@@ -1,20 +1,22 @@
 """What relay learns from its own deliveries: a recipient refused permanently as unknown is
-suppressed like a hard bounce, and delivered recipients are counted per sender for the
-complaint rate (MBP-COMPLAINT-RATE). Called by the queue manager after it recorded the outcomes
-of an attempt."""
+suppressed like a hard bounce, and the outcomes are counted per sender and campaign
+(relay.stores.stats: delivered, hard and soft bounces). Called by the queue manager after it
+recorded the outcomes of an attempt."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from relay.audit.log import AuditLog
 from relay.errors import AuditError, StoreUnavailable
 from relay.feedback.suppress import suppress, suppression
-from relay.spool.records import Envelope, Outcome, RecipientState
+from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.stores.base import Stores
 from relay.stores.models import SuppressionReason
+from relay.stores.stats import Kind, Tally, tally
 
 __all__ = ["USER_UNKNOWN_STATUSES", "DeliveryFeedback"]
 
@@ -38,16 +40,20 @@ class DeliveryFeedback:
         self._keep_addresses = keep_addresses
 
     async def record(self, envelope: Envelope, outcomes: Sequence[Outcome]) -> None:
-        """Count the delivered recipients and suppress the unknown ones of `envelope`'s sender;
+        """Count the outcomes and suppress the unknown recipients of `envelope`'s sender;
         logs (never raises) when the stores or the audit log cannot be written."""
         sender_id = envelope.sender_id
         if sender_id is None:
             return
         now = datetime.now(UTC)
+        kinds = Counter(kind for _, _, result, _ in outcomes if (kind := _kind(result)))
+        campaign = envelope.campaign or ""
+        await tally(
+            self._stores.stats,
+            now,
+            [Tally(sender_id, campaign, kind, n) for kind, n in kinds.items()],
+        )
         try:
-            delivered = sum(state is RecipientState.DELIVERED for _, state, _, _ in outcomes)
-            if delivered:
-                await self._stores.count_feedback(sender_id, now, delivered=delivered)
             unknown = [
                 (address, result)
                 for address, state, result, _ in outcomes
@@ -76,8 +82,17 @@ class DeliveryFeedback:
         except (AuditError, StoreUnavailable) as exc:
             log.error(
                 "%s: delivery feedback of sender %s not recorded (suppressions of unknown"
-                " recipients, delivered count): %s; check the stores and the audit log",
+                " recipients): %s; check the stores and the audit log",
                 envelope.queue_id,
                 sender_id,
                 exc,
             )
+
+
+def _kind(result: DeliveryResult) -> Kind | None:
+    """What one attempt for one recipient counts as (see relay.stores.stats)."""
+    if result.success:
+        return Kind.DELIVERED
+    if result.permanent:
+        return Kind.HARD_BOUNCE
+    return Kind.SOFT_BOUNCE if result.remote_mta is not None else None

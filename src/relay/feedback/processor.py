@@ -6,6 +6,9 @@ suppressions, under the policy of `[feedback]`:
                                      within `soft_bounce_window` suppress
     complaint report (any address    a feedback type in `complaint_types` counts towards the
     when parse() recognises it)      sender's complaint rate and suppresses the recipient
+
+Bounces, complaints and new unsubscribes are also counted in the list-health figures
+(relay.stores.stats), under the campaign of the queue entry a VERP address names.
     unsubscribe mailbox              the token in the Subject, as a one-click POST would
 
 The VERP address a bounce came to names queue entry and recipient, and wins over what the bounce
@@ -24,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,9 +45,10 @@ from relay.feedback.mailboxes import Mailbox, Mailboxes
 from relay.feedback.model import BounceCategory, BounceRecord, ComplaintRecord
 from relay.feedback.suppress import suppress, suppression, unsubscribe_suppression
 from relay.rewrite.unsubscribe import UnsubscribeTokens, find_token
-from relay.rewrite.verp import parse_verp, verp_tag
+from relay.rewrite.verp import VerpAddress, parse_verp, verp_tag
 from relay.stores.base import Stores
 from relay.stores.models import SenderProfile, SoftBounce, SuppressionReason
+from relay.stores.stats import Kind, Tally, tally
 
 __all__ = ["FeedbackProcessor"]
 
@@ -191,6 +196,7 @@ class FeedbackProcessor:
             raise _Unusable(f"sent to <{address}> but not a bounce relay can read")
         verp = parse_verp(address)
         assert verp is not None
+        bounces: list[Kind] = []
         for record in records:
             if not record.is_failure:
                 log.info(
@@ -215,11 +221,19 @@ class FeedbackProcessor:
                 await self._soft_bounce(message, record, recipient, sender)
             else:
                 log.info(
-                    "feedback %s: soft bounce of <%s> (%s) caused by the sender, not counted",
+                    "feedback %s: soft bounce of <%s> (%s) caused by the sender, not counted"
+                    " towards suppressing the recipient",
                     message.name,
                     recipient,
                     record.reason,
                 )
+            bounces.append(Kind.HARD_BOUNCE if record.hard else Kind.SOFT_BOUNCE)
+        campaign = await self._stores.stats.campaign_of(verp.queue_id)
+        await tally(
+            self._stores.stats,
+            message.at,
+            [Tally(sender.sender_id, campaign, kind, n) for kind, n in Counter(bounces).items()],
+        )
 
     async def _soft_bounce(
         self, message: _Message, record: BounceRecord, recipient: str, sender: SenderProfile
@@ -296,12 +310,14 @@ class FeedbackProcessor:
 
     async def _complaints(self, message: _Message, records: list[ComplaintRecord]) -> None:
         headers = await asyncio.to_thread(reported_headers, message.raw)
-        sender, verp_recipient = await self._reported_sender(headers, records[0])
+        sender, verp = await self._reported_sender(headers, records[0])
         if sender is None:
             raise _Unusable(
                 "complaint report about a message of no known sender (no VERP Return-Path,"
                 " no DKIM d= or From domain of a sender profile)"
             )
+        campaign = await self._stores.stats.campaign_of(verp.queue_id) if verp else ""
+        complaint = Tally(sender.sender_id, campaign, Kind.COMPLAINT)
         for record in records:
             if record.feedback_type not in self._settings.complaint_types:
                 log.info(
@@ -312,8 +328,8 @@ class FeedbackProcessor:
                     sender.sender_id,
                 )
                 continue
-            await self._stores.count_feedback(sender.sender_id, message.at, complaints=1)
-            recipient = verp_recipient or record.original_recipient
+            await tally(self._stores.stats, message.at, [complaint])
+            recipient = (verp.recipient if verp else None) or record.original_recipient
             if recipient is None:
                 raise _Unusable(
                     f"{record.feedback_type} report about sender {sender.sender_id!r} names no"
@@ -344,8 +360,8 @@ class FeedbackProcessor:
 
     async def _reported_sender(
         self, headers: Message | None, record: ComplaintRecord
-    ) -> tuple[SenderProfile | None, str | None]:
-        """The sender of the reported message, and the recipient its VERP return path names."""
+    ) -> tuple[SenderProfile | None, VerpAddress | None]:
+        """The sender of the reported message, and what its VERP return path names."""
         return_paths = [record.fields.get("original_mail_from")]
         if headers is not None:
             return_paths.insert(0, headers.get("return-path"))
@@ -356,7 +372,7 @@ class FeedbackProcessor:
             domain = str(return_path).strip().strip("<>").rpartition("@")[2]
             sender = await self._stores.sender_for_bounce_domain(domain)
             if sender is not None:
-                return sender, verp.recipient
+                return sender, verp
         if headers is None:
             return None, None
         domains = [
@@ -394,7 +410,7 @@ class FeedbackProcessor:
                 "client": message.envelope.client,
             },
         )
-        await suppress(self._stores, self._audit, entry, event)
+        await suppress(self._stores, self._audit, entry, event, Kind.UNSUBSCRIBE)
         log.info("feedback %s: %s", message.name, event.detail)
 
     def _clear(self, address: str) -> str | None:

@@ -20,19 +20,28 @@ from relay.audit.records import AuditEvent
 from relay.rewrite.unsubscribe import TokenClaims
 from relay.stores.base import Stores
 from relay.stores.models import SuppressionEntry, SuppressionReason, SuppressionScope
+from relay.stores.stats import Kind, Tally, tally
 
 __all__ = ["suppress", "suppression", "unsubscribe_suppression"]
 
 
 async def suppress(
-    stores: Stores, audit: AuditLog, entry: SuppressionEntry, event: AuditEvent
+    stores: Stores,
+    audit: AuditLog,
+    entry: SuppressionEntry,
+    event: AuditEvent,
+    counted_as: Kind | None = None,
 ) -> None:
     """Record `event`, then add `entry` naming that record (nothing when an entry for the same
-    recipient, sender and list is there already).
+    recipient, sender and list is there already); a new entry is counted `counted_as` in the
+    list-health figures, under its sender and list.
 
     Raises AuditError (nothing stored) or StoreUnavailable (recorded, not stored)."""
     (record,) = await audit.append([event])
-    await stores.add_suppressions([replace(entry, audit_ref=record)])
+    added = await stores.add_suppressions([replace(entry, audit_ref=record)])
+    if added and counted_as is not None:
+        counted = Tally(entry.sender_id, entry.list_id or "", counted_as)
+        await tally(stores.stats, entry.received_at, [counted])
 
 
 def suppression(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 
@@ -22,6 +23,7 @@ from relay.rewrite.verp import verp_return_path
 from relay.signing.signer import Signer
 from relay.spool.records import Envelope
 from relay.spool.store import Spool, new_queue_id
+from relay.stores.stats import Kind, ListStats, Tally, tally
 
 __all__ = ["SubmissionHandler", "received_header"]
 
@@ -66,8 +68,10 @@ class SubmissionHandler:
         signer: Signer,
         hostname: str,
         on_queued: Callable[[Envelope], None],
+        stats: ListStats,
     ) -> None:
         self._spool = spool
+        self._stats = stats
         self._checkpoint = checkpoint
         self._signer = signer
         self._hostname = hostname
@@ -129,7 +133,7 @@ class SubmissionHandler:
         events = [*transaction.pending_audit, *outcome.events]
         transaction.pending_audit = []
         if outcome.refusal is not None:
-            failure = await self._checkpoint.record(events)
+            failure = await self._checkpoint.record(events, transaction.campaign)
             return str(failure or outcome.refusal)
         if not outcome.copies:
             units = [_Unit(tuple(smtp_envelope.rcpt_tos), outcome.content, events)]
@@ -144,7 +148,7 @@ class SubmissionHandler:
                 )
                 for copy in outcome.copies
             ]
-        return await self._spool_units(session, smtp_envelope, transaction, units)
+        return await self._spool_units(session, smtp_envelope, transaction, units, outcome.holds)
 
     async def _spool_units(
         self,
@@ -152,6 +156,7 @@ class SubmissionHandler:
         smtp_envelope: SmtpEnvelope,
         transaction: Transaction,
         units: list[_Unit],
+        holds: Mapping[str, float],
     ) -> str:
         """Sign every unit, write every audit record, then spool every unit; one 250 covers
         them all. When one cannot be spooled, those already written are withdrawn and the
@@ -192,6 +197,8 @@ class SubmissionHandler:
                 auth_user=session.auth_data if session.authenticated else None,
                 verp_domain=verp_domain,
                 sender_id=transaction.sender.sender_id if transaction.sender else None,
+                campaign=transaction.campaign,
+                not_before={r: holds[r] for r in unit.recipients if r in holds},
             )
             events = [
                 event.updated(
@@ -210,19 +217,28 @@ class SubmissionHandler:
         if failure is not None:
             return str(failure)
         spooled: list[Envelope] = []
+        withdrawn: tuple[Reply, str] | None = None
         for envelope, stamped, _ in prepared:
             try:
                 await self._spool.accept(envelope, stamped)
             except SpoolError as exc:
                 log.error("%s: not accepted, answered 451: %s", envelope.queue_id, exc)
-                for written in spooled:
-                    await self._spool.withdraw(written.queue_id)
-                every = [event for _, _, events in prepared for event in events]
-                await self._checkpoint.record(
-                    _refused(every, reply=str(replies.SPOOL_FAILURE), detail=f"not spooled: {exc}")
-                )
-                return str(replies.SPOOL_FAILURE)
+                withdrawn = replies.SPOOL_FAILURE, f"not spooled: {exc}"
+                break
             spooled.append(envelope)
+        else:
+            uncounted = await self._checkpoint.delivered(
+                transaction, [(envelope.queue_id, envelope.recipients) for envelope in spooled]
+            )
+            if uncounted is not None:
+                withdrawn = uncounted, "not counted in the delivery history"
+        if withdrawn is not None:
+            reply, detail = withdrawn
+            for written in spooled:
+                await self._spool.withdraw(written.queue_id)
+            every = [event for _, _, events in prepared for event in events]
+            await self._checkpoint.record(_refused(every, reply=str(reply), detail=detail))
+            return str(reply)
         for envelope, stamped, _ in prepared:
             log.info(
                 "%s: accepted from=<%s> nrcpt=%d size=%d client=%s%s",
@@ -234,6 +250,21 @@ class SubmissionHandler:
                 f" user={envelope.auth_user}" if envelope.auth_user else "",
             )
             self._on_queued(envelope)
+        await tally(
+            self._stats,
+            datetime.now(UTC),
+            [
+                Tally(
+                    envelope.sender_id,
+                    envelope.campaign or "",
+                    Kind.ACCEPTED,
+                    len(envelope.recipients),
+                )
+                for envelope in spooled
+                if envelope.sender_id is not None
+            ],
+            [(envelope.queue_id, envelope.campaign) for envelope in spooled if envelope.campaign],
+        )
         more = f" and {len(spooled) - 1} more" if len(spooled) > 1 else ""
         return str(replies.QUEUED.but(f"Queued as {spooled[0].queue_id}{more}"))
 

@@ -18,9 +18,11 @@ Order inside a transaction (COMPLIANCE §1.5):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -36,12 +38,15 @@ from relay.policy.context import MessageContext
 from relay.policy.engine import PolicyEngine
 from relay.policy.model import Action, Decision, Stage, Verdict
 from relay.policy.rules import Fact
+from relay.policy.rules.cadence import history_window
 from relay.replies import Reply
 from relay.rewrite import Unfixable
 from relay.rewrite.pipeline import DEFAULT_AD_PREFIX, Rewriter, ordered_by
 from relay.rewrite.plan import FIXES, Fix
 from relay.stores.base import Stores
+from relay.stores.history import Delivery, DeliveryHistory
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
+from relay.stores.stats import Kind, Tally, tally
 
 if TYPE_CHECKING:
     from relay.dnscheck.cache import ReadinessCache
@@ -70,6 +75,7 @@ DIFFERENT_RULES = replies.TOO_MANY_RECIPIENTS.but(
     "Recipient needs different content rules; send it in a separate transaction"
 )
 BAD_DECLARATION = Reply(554, "5.6.0", "Bad X-Relay-Message-Class")
+_COMMERCIAL = (MessageClass.COMMERCIAL, MessageClass.MIXED)  # as MessageContext.commercial
 
 
 class AuditSink(Protocol):
@@ -83,6 +89,7 @@ class _Recipient:
     suppression: SuppressionEntry | None
     consents: tuple[ConsentRecord, ...]
     jurisdictions: frozenset[str]
+    history: tuple[Delivery, ...] | None = None  # Fact.SEND_HISTORY
 
 
 @dataclass(slots=True)
@@ -99,6 +106,9 @@ class Transaction:
     pending_audit: list[AuditEvent] = field(default_factory=list)
     envelope_spf: Check | None = None
     sender_dns: DomainReadiness | None = None
+    campaign: str | None = None  # X-Relay-Campaign, known at end of data
+    # Of a commercial message whose recipients the delivery history counts once spooled.
+    content_hash: str | None = None
 
     @property
     def stream_class(self) -> MessageClass:
@@ -136,6 +146,8 @@ class MessageOutcome:
     content: bytes
     events: tuple[AuditEvent, ...]
     copies: tuple[FixedCopy, ...] = ()
+    # Recipients a `hold` verdict keeps in the spool: address -> first delivery (epoch seconds).
+    holds: Mapping[str, float] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -177,6 +189,7 @@ class Checkpoint:
         keep_addresses: bool,
         rewriter: Rewriter | None = None,
         readiness: ReadinessCache | None = None,
+        history: DeliveryHistory | None = None,
     ) -> None:
         self._engine = engine
         self._stores = stores
@@ -188,6 +201,9 @@ class Checkpoint:
         self._readiness = readiness
         self._needs_spf = readiness is not None and engine.needs(Fact.ENVELOPE_SPF)
         self._needs_sender_dns = readiness is not None and engine.needs(Fact.SENDER_DNS)
+        # None: no loaded rule reads it, or no history (tools and benchmarks).
+        self._history = history if engine.needs(Fact.SEND_HISTORY) else None
+        self._history_window = history_window(engine.policies)
         self._jurisdictions = {policy.path.name: policy.jurisdiction for policy in engine.policies}
         self._params = {
             (policy.path.name, binding.rule_id): binding.params
@@ -236,8 +252,12 @@ class Checkpoint:
         sender_id = transaction.sender.sender_id if transaction.sender else ""
         address_hash = self._hash(address)
         try:
-            suppression = await self._stores.suppression_for(address, sender_id, None)
-            consents = tuple(await self._stores.consents_for(address, sender_id))
+            # The history is another database on another thread: ask it while the stores answer.
+            suppression, consents, history = await _all(
+                self._stores.suppression_for(address, sender_id, None),
+                self._stores.consents_for(address, sender_id),
+                self._recent_sends(address, sender_id),
+            )
         except StoreUnavailable as exc:
             log.error("store lookup for <%s> failed, answered 451: %s", address, exc)
             refused = self._event(transaction, Stage.RCPT, address, address_hash, "refuse")
@@ -246,7 +266,9 @@ class Checkpoint:
             )
             return failure or STORE_UNAVAILABLE
         jurisdictions = self._engine.jurisdictions(address, consents, transaction.sender)
-        candidate = _Recipient(address, address_hash, suppression, consents, jurisdictions)
+        candidate = _Recipient(
+            address, address_hash, suppression, tuple(consents), jurisdictions, history
+        )
         context = self._context(transaction, candidate, transaction.stream_class, None)
         decision = self._engine.evaluate(Stage.RCPT, context)
         refusal = decision.refusal
@@ -268,6 +290,14 @@ class Checkpoint:
         transaction.pending_audit.extend(events)
         return replies.RECIPIENT_OK
 
+    async def _recent_sends(self, address: str, sender_id: str) -> tuple[Delivery, ...] | None:
+        """What relay sent `address` for `sender_id` within the longest cadence window; None
+        when no loaded rule reads the history."""
+        if self._history is None:
+            return None
+        since = _now() - self._history_window
+        return tuple(await self._history.recent(address, sender_id, since))
+
     # -- DATA -------------------------------------------------------------------------------
 
     async def message(self, transaction: Transaction, content: bytes) -> MessageOutcome:
@@ -275,6 +305,7 @@ class Checkpoint:
         assert isinstance(message, EmailMessage)
         declared_class = _header(message, CLASS_HEADER)
         list_id = _header(message, CAMPAIGN_HEADER)
+        transaction.campaign = list_id
         consent_ref = _header(message, CONSENT_REF_HEADER)
         declarations = {
             "declared_class": declared_class,
@@ -289,6 +320,8 @@ class Checkpoint:
         message_class = (
             MessageClass(declared_class.lower()) if declared_class else transaction.stream_class
         )
+        counted = self._history is not None and message_class in _COMMERCIAL
+        transaction.content_hash = inspect.content_hash(message) if counted else None
         sender_id = transaction.sender.sender_id if transaction.sender else ""
         if self._needs_sender_dns:
             assert self._readiness is not None
@@ -319,8 +352,9 @@ class Checkpoint:
             events.extend(self._verdict_events(transaction, Stage.DATA, recipient, verdicts))
         refusal = decision.refusal
         message_id = declarations["message_id"]
+        holds = _holds(decided)
         if refusal is not None and self._rewriter is not None and _only_fixes(decision):
-            return self._fixed(
+            fixed = self._fixed(
                 self._rewriter,
                 transaction,
                 decided,
@@ -330,6 +364,7 @@ class Checkpoint:
                 list_id,
                 declarations,
             )
+            return fixed if fixed.refusal is not None else replace(fixed, holds=holds)
         events = [event.updated(message_id=message_id) for event in events]
         if refusal is None:
             inputs: dict[str, Any] = {k: v for k, v in declarations.items() if v is not None}
@@ -342,6 +377,7 @@ class Checkpoint:
             refusal.reply if refusal else None,
             _strip_declarations(content),
             tuple(events),
+            holds=holds,
         )
 
     def _fixed(
@@ -451,13 +487,57 @@ class Checkpoint:
         log.info("fix refused (%s): %s", refusal.rule_id, detail)
         return MessageOutcome(refusal.reply, b"", tuple(events))
 
-    async def record(self, events: Sequence[AuditEvent]) -> Reply | None:
-        """Append to the audit log; a failure is the reply to send instead of going on."""
+    async def record(
+        self, events: Sequence[AuditEvent], campaign: str | None = None
+    ) -> Reply | None:
+        """Append to the audit log; a failure is the reply to send instead of going on. Each
+        recipient refused by a rule is then counted under the rule and `campaign`."""
         try:
             await self._audit.append(events)
         except AuditError as exc:
             log.error("audit log append failed, answered 451: %s", exc)
             return AUDIT_UNAVAILABLE
+        refused: Counter[tuple[str, str]] = Counter()
+        for event in events:
+            if event.reply is not None and event.sender_id and event.rule_id:
+                refused[event.sender_id, event.rule_id] += 1
+        await tally(
+            self._stores.stats,
+            _now(),
+            [
+                Tally(sender_id, campaign or "", Kind.REFUSED, n, rule_id)
+                for (sender_id, rule_id), n in refused.items()
+            ],
+        )
+        return None
+
+    async def delivered(
+        self, transaction: Transaction, spooled: Sequence[tuple[str, Sequence[str]]]
+    ) -> Reply | None:
+        """Count the spooled recipients ((queue id, recipients) per queue file) of a commercial
+        message in the delivery history; a failure is the reply to send instead (the caller
+        withdraws the message: a recipient the caps cannot count is not accepted)."""
+        if self._history is None or transaction.content_hash is None:
+            return None
+        hashes = {recipient.address: recipient.address_hash for recipient in transaction.recipients}
+        sender_id = transaction.sender.sender_id if transaction.sender else ""
+        now = _now()
+        try:
+            await self._history.record(
+                Delivery(
+                    sender_id,
+                    hashes[address],
+                    now,
+                    queue_id,
+                    transaction.campaign,
+                    transaction.content_hash,
+                )
+                for queue_id, recipients in spooled
+                for address in recipients
+            )
+        except StoreUnavailable as exc:
+            log.error("delivery history not written, answered 451: %s", exc)
+            return STORE_UNAVAILABLE
         return None
 
     async def flush(self, transaction: Transaction) -> None:
@@ -489,6 +569,7 @@ class Checkpoint:
             consents=recipient.consents,
             envelope_spf=transaction.envelope_spf,
             sender_dns=transaction.sender_dns,
+            send_history=recipient.history,
         )
 
     def _event(
@@ -567,6 +648,17 @@ def _verdict_fields(verdict: Verdict, refusal: Verdict | None) -> dict[str, Any]
     }
 
 
+def _holds(decided: list[tuple[_Recipient, Decision]]) -> dict[str, float]:
+    """The first delivery time of each recipient a `hold` verdict keeps: the latest release."""
+    holds: dict[str, float] = {}
+    for recipient, decision in decided:
+        for verdict in decision.verdicts:
+            if verdict.action is Action.HOLD:
+                release = datetime.fromisoformat(str(verdict.inputs["release_at"])).timestamp()
+                holds[recipient.address] = max(release, holds.get(recipient.address, release))
+    return holds
+
+
 def _fixable(verdict: Verdict) -> bool:
     """A refusing verdict the rewrite stage may answer with a fix: a `fix` action, or a finding
     of RFC-5322-REQUIRED / RFC-5322-LINELEN whose remedy is "fix" (one id binds one action)."""
@@ -577,3 +669,13 @@ def _fixable(verdict: Verdict) -> bool:
 
 def _only_fixes(decision: Decision) -> bool:
     return all(_fixable(verdict) for verdict in decision.verdicts if verdict.action.refuses)
+
+
+async def _all(*lookups: Awaitable[Any]) -> list[Any]:
+    """The lookups' results, asked concurrently; the first failure is raised once they have all
+    finished (none is left running unobserved)."""
+    results = await asyncio.gather(*lookups, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

@@ -8,6 +8,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from relay.stores.history import Delivery
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
 
 if TYPE_CHECKING:  # relay.dnscheck loads checkdmarc; only relays that check DNS need it
@@ -34,6 +35,9 @@ class MessageContext:
     # DNS facts, gathered only when a loaded rule needs them (rules.Fact); None: not checked.
     envelope_spf: Check | None = None  # SPF of the envelope domain for relay's egress
     sender_dns: DomainReadiness | None = None  # the From domain's readiness (DATA stage only)
+    # This sender's commercial deliveries to the recipient within the longest cadence window,
+    # oldest first (relay.stores.history); None: not gathered.
+    send_history: tuple[Delivery, ...] | None = None
 
     @property
     def commercial(self) -> bool:

@@ -97,4 +97,6 @@ def _action(binding: Binding, finding: Finding) -> tuple[Action, Reply | None]:
         return Action.DEFER, replies.DNS_TEMPORARY.but(
             f"DNS lookup failed temporarily while checking {binding.rule_id}, try again later"
         )
+    if binding.reply is not None and finding.reply_note:
+        return binding.action, binding.reply.but(f"{binding.reply.text}; {finding.reply_note}")
     return binding.action, binding.reply

@@ -70,6 +70,8 @@ class Policy:
 
 
 def _parse_reply(text: str, action: Action) -> Reply:
+    if action is Action.HOLD:
+        raise ValueError("a hold accepts the message (250 after DATA): it takes no reply")
     match = _REPLY.match(text)
     if not match or match.group(1) != match.group(3):
         raise ValueError(

@@ -9,6 +9,7 @@ absent (or with replacement characters), never as an exception.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "Link",
     "TextPart",
     "addresses",
+    "content_hash",
     "domain_of",
     "find_marker",
     "find_markers",
@@ -71,6 +73,7 @@ _MAX_DEPTH = 20
 _URL = re.compile(r"(?:https?://|mailto:)[^\s<>\"')\]]+", re.IGNORECASE)
 _ANGLE = re.compile(r"<([^<>]*)>")
 _SEPARATORS = re.compile(r"[\s,]+")
+_ADDRESS = re.compile(r"[^\s<>@\"']+@[^\s<>@\"']+")
 
 
 T = TypeVar("T")
@@ -512,3 +515,14 @@ def no_sender(context: MessageContext) -> Finding:
         "no sender profile for this message: cannot check who sends it",
         {"authenticated_as": context.authenticated_as, "mail_from": context.mail_from},
     )
+
+
+@per_message
+def content_hash(message: Message) -> str:
+    """What makes two messages "the same content" to a reader (the cadence rules): SHA-256
+    (first 16 bytes, hex) of the Subject and the text of the body parts, normalised, without
+    links and addresses (unsubscribe tokens, tracking and the recipient's own address differ
+    in every copy of a campaign)."""
+    texts = [subject(message), *(part.text for part in text_parts(message))]
+    stripped = _ADDRESS.sub(" ", _URL.sub(" ", "\n".join(texts)))
+    return hashlib.sha256(normalise(stripped).encode("utf-8")).digest()[:16].hex()

@@ -21,6 +21,9 @@ class Action(StrEnum):
     """COMPLIANCE §0. Ordered by how strict they are: the strictest verdict decides."""
 
     WARN = "warn"
+    # Accept, but keep the recipient in the spool until the finding's `release_at` (send-time
+    # windows): it delays, it never refuses.
+    HOLD = "hold"
     DEFER = "defer"
     FIX = "fix"
     REJECT = "reject"
@@ -33,10 +36,10 @@ class Action(StrEnum):
     def refuses(self) -> bool:
         # A needed fix refuses unless the rewrite stage makes it (relay.policy.checkpoint: only
         # when every refusing verdict is a fix and the plan allows them all).
-        return self is not Action.WARN
+        return self not in (Action.WARN, Action.HOLD)
 
 
-_SEVERITY = {Action.WARN: 1, Action.DEFER: 2, Action.FIX: 3, Action.REJECT: 4}
+_SEVERITY = {Action.WARN: 1, Action.HOLD: 2, Action.DEFER: 3, Action.FIX: 4, Action.REJECT: 5}
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
@@ -52,6 +55,8 @@ class Finding:
     temporary: bool = False
     # The rule only advises here (MBP-DMARC-RECORD for mail that is not bulk): a warning.
     advisory: bool = False
+    # Added to the binding's reply: what only the finding knows (when a cadence window frees).
+    reply_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ diagnostic code, remote MTA) so that a DSN can be written from it without transl
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from relay.rewrite.verp import verp_address
@@ -63,6 +63,11 @@ class Envelope:
     # The sender profile the message was accepted for (None: no profile, a DSN, or a queue
     # file written before the field existed); feedback from its delivery is kept under it.
     sender_id: str | None = None
+    # Its X-Relay-Campaign, under which its delivery outcomes are counted (relay.stores.stats);
+    # None: no campaign, or a queue file written before the field existed.
+    campaign: str | None = None
+    # Recipients held by a send-time window: address -> earliest first attempt (epoch seconds).
+    not_before: dict[str, float] = field(default_factory=dict)
 
     def return_path(self, recipient: str) -> str:
         """The MAIL FROM of the delivery to `recipient`: its VERP address under `verp_domain`,
@@ -89,3 +94,4 @@ Outcome = tuple[str, RecipientState, DeliveryResult, float]
 class PendingRecipient:
     address: str
     attempts: int
+    next_attempt_at: float

@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,7 +37,7 @@ from relay.spool.records import (
     RecipientState,
 )
 
-__all__ = ["Spool", "new_queue_id"]
+__all__ = ["HeldRecipient", "Spool", "held_recipients", "new_queue_id"]
 
 log = logging.getLogger("relay.spool")
 
@@ -176,7 +177,13 @@ class Spool:
                 "INSERT OR IGNORE INTO recipients (queue_id, address, state, next_attempt_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (envelope.queue_id, rcpt, RecipientState.QUEUED.value, now, now)
+                    (
+                        envelope.queue_id,
+                        rcpt,
+                        RecipientState.QUEUED.value,
+                        envelope.not_before.get(rcpt, now),
+                        now,
+                    )
                     for rcpt in envelope.recipients
                 ],
             )
@@ -186,7 +193,8 @@ class Spool:
     async def load(self, queue_id: str) -> tuple[Envelope, bytes]:
         return await asyncio.to_thread(self._read, self.queue_dir / queue_id)
 
-    def _read(self, queue_file: Path) -> tuple[Envelope, bytes]:
+    @staticmethod
+    def _read(queue_file: Path) -> tuple[Envelope, bytes]:
         try:
             data = queue_file.read_bytes()
         except OSError as exc:
@@ -218,11 +226,11 @@ class Spool:
     def _pending(self, queue_id: str) -> list[PendingRecipient]:
         assert self._db is not None
         rows = self._db.execute(
-            "SELECT address, attempts FROM recipients WHERE queue_id = ? AND state = ?"
-            " ORDER BY rowid",
+            "SELECT address, attempts, next_attempt_at FROM recipients"
+            " WHERE queue_id = ? AND state = ? ORDER BY rowid",
             (queue_id, RecipientState.QUEUED.value),
         )
-        return [PendingRecipient(address, attempts) for address, attempts in rows]
+        return [PendingRecipient(*row) for row in rows]
 
     # -- recording outcomes -----------------------------------------------------------------
 
@@ -305,3 +313,40 @@ class Spool:
     async def _in_index_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._index_thread, function, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecipient:
+    envelope: Envelope
+    address: str
+    release_at: float  # its first delivery attempt (epoch seconds)
+
+
+def held_recipients(path: Path, now: float) -> list[HeldRecipient]:
+    """Recipients not yet tried whose first attempt is after `now`: mail held for a send-time
+    window. Only reads the spool at `path`, so it is safe beside a running relay."""
+    index = path / "index.sqlite"
+    if not index.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT queue_id, address, next_attempt_at FROM recipients"
+                " WHERE state = ? AND attempts = 0 AND next_attempt_at > ?",
+                (RecipientState.QUEUED.value, now),
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise SpoolError(f"cannot read the spool index {index}: {exc}") from exc
+    envelopes: dict[str, Envelope] = {}
+    held: list[HeldRecipient] = []
+    for queue_id, address, release_at in rows:
+        if queue_id not in envelopes:
+            try:
+                envelopes[queue_id], _ = Spool._read(path / "queue" / queue_id)
+            except SpoolError:
+                continue  # delivered and removed since the query, or set aside
+        held.append(HeldRecipient(envelopes[queue_id], address, release_at))
+    return held

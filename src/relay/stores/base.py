@@ -7,21 +7,26 @@ answers 451 4.3.0 when a store cannot be asked (never fail open).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from relay.stores.models import (
-    ComplaintRate,
     ConsentRecord,
     SenderProfile,
     SoftBounce,
     SuppressionEntry,
 )
+from relay.stores.stats import ListStats
 
 __all__ = ["Stores"]
 
 
 class Stores(Protocol):
+    @property
+    def stats(self) -> ListStats:
+        """The list-health figures, opened and closed with the stores."""
+        ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -49,13 +54,6 @@ class Stores(Protocol):
         """The profile whose VERP return paths are under `domain` (its bounce_domain)."""
         ...
 
-    async def complaint_rate(
-        self, sender_id: str, window: timedelta, now: datetime
-    ) -> ComplaintRate:
-        """Complaints and delivered recipients of `sender_id` in the `window` before `now`
-        (in whole hours: the hour of `now` and the ones before it)."""
-        ...
-
     # -- writing (imports, feedback, admin API) -------------------------------------------------
 
     async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
@@ -74,10 +72,4 @@ class Stores(Protocol):
     async def add_soft_bounce(self, bounce: SoftBounce, since: datetime) -> int:
         """Keep `bounce`; return how many soft bounces of its recipient and sender are kept
         from `since` on, this one included."""
-        ...
-
-    async def count_feedback(
-        self, sender_id: str, at: datetime, *, complaints: int = 0, delivered: int = 0
-    ) -> None:
-        """Add complaints and delivered recipients of `sender_id` to the hour of `at`."""
         ...

@@ -47,6 +47,7 @@ from relay.stores.models import (
     SuppressionReason,
     SuppressionScope,
 )
+from relay.timezones import TimeZoneName
 
 __all__ = [
     "ConsentRow",
@@ -233,6 +234,7 @@ class ConsentRow(_Row):
     expires_at: UtcDatetime | None = None
     withdrawn_at: UtcDatetime | None = None
     product_category: Text | None = None
+    time_zone: TimeZoneName | None = None  # the recipient's (send windows)
 
     @field_validator("scope")
     @classmethod
@@ -315,6 +317,7 @@ class ConsentRow(_Row):
             withdrawn_at=self.withdrawn_at,
             product_category=self.product_category,
             address=self.address,
+            time_zone=self.time_zone,
         )
 
 
@@ -334,6 +337,7 @@ class SenderRow(_Row):
     fix_us: bool = False  # opt in to fixes ordered by US rules (COMPLIANCE §11 point 11)
     fixes_allowed: bool = True  # False: opt out of every fix; such mail is refused instead
     bounce_domain: Domain | None = None  # VERP return paths under it (relay.rewrite.verp)
+    time_zone: TimeZoneName | None = None  # recipients' local time when nothing else tells
 
     @field_validator("bounce_domain")
     @classmethod
@@ -361,6 +365,7 @@ class SenderRow(_Row):
             fix_us=self.fix_us,
             fixes_allowed=self.fixes_allowed,
             bounce_domain=self.bounce_domain,
+            time_zone=self.time_zone,
         )
 
 

@@ -97,6 +97,7 @@ class ConsentRecord:
     withdrawn_at: datetime | None = None
     product_category: str | None = None  # soft opt-in: what the customer bought
     address: str | None = None
+    time_zone: str | None = None  # IANA name: the recipient's local time (send windows)
 
     def covers(self, list_id: str | None, at: datetime) -> bool:
         """Valid at `at` for mail of this sender to `list_id`."""
@@ -125,6 +126,7 @@ class SenderProfile:
     # VERP (relay.rewrite.verp): with a bounce domain, each recipient's copy leaves with a MAIL
     # FROM under it naming queue entry and recipient; None keeps the mailer's MAIL FROM.
     bounce_domain: str | None = None
+    time_zone: str | None = None  # IANA name: the last resort for recipients' local time
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,15 @@ Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresse
     sender_domains   verified From domain -> sender_id (primary key: one sender per domain)
     soft_bounces     (address_hash, sender_id, source) primary key: one row per bounce message,
                      so a bounce processed twice (after a crash) counts once
-    feedback_counts  (sender_id, hour) primary key: complaints and delivered recipients per
-                     UTC hour ('YYYY-MM-DDTHH'), summed over a window for the complaint rate
+
+The list-health figures (relay.stores.stats) keep their own tables in the same file; `stats`
+opens and closes with the stores.
 
 Every lookup at RCPT is one indexed point query on one long-lived connection. Writes go through a
 second connection, one transaction each under a lock, so a large import never makes RCPT lookups
 wait behind it (WAL readers do not block on the writer) and a lookup never sees half an import.
 Datetimes are stored as UTC ISO 8601 text with microseconds, which sorts in time order.
-sqlite3 errors become StoreUnavailable in `_boundary`, the one place where that happens.
+sqlite3 errors become StoreUnavailable in `store_errors` (relay.stores.sqlite_base).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,7 +42,6 @@ from relay.config.model import Settings
 from relay.errors import StoreConflict, StoreUnavailable
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.models import (
-    ComplaintRate,
     ConsentBasis,
     ConsentRecord,
     MessageClass,
@@ -51,6 +51,8 @@ from relay.stores.models import (
     SuppressionReason,
     SuppressionScope,
 )
+from relay.stores.sqlite_base import connect, store_errors
+from relay.stores.stats import SqliteStats
 
 __all__ = ["SCHEMA_VERSION", "SqliteStores"]
 
@@ -87,7 +89,8 @@ CREATE TABLE IF NOT EXISTS consents (
     expires_at TEXT,
     withdrawn_at TEXT,
     product_category TEXT,
-    address TEXT
+    address TEXT,
+    time_zone TEXT
 );
 CREATE INDEX IF NOT EXISTS consents_by_recipient
     ON consents (address_hash, sender_id, obtained_at);
@@ -102,7 +105,8 @@ CREATE TABLE IF NOT EXISTS senders (
     users TEXT NOT NULL,
     fix_us INTEGER NOT NULL DEFAULT 0,
     fixes_allowed INTEGER NOT NULL DEFAULT 1,
-    bounce_domain TEXT
+    bounce_domain TEXT,
+    time_zone TEXT
 );
 CREATE TABLE IF NOT EXISTS sender_users (
     user TEXT PRIMARY KEY,
@@ -124,13 +128,6 @@ CREATE TABLE IF NOT EXISTS soft_bounces (
     PRIMARY KEY (address_hash, sender_id, source)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS soft_bounces_by_time ON soft_bounces (address_hash, sender_id, at);
-CREATE TABLE IF NOT EXISTS feedback_counts (
-    sender_id TEXT NOT NULL,
-    hour TEXT NOT NULL,
-    complaints INTEGER NOT NULL DEFAULT 0,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (sender_id, hour)
-) WITHOUT ROWID;
 """
 # After the columns a store made before them lacks have been added.
 _INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (bounce_domain)"
@@ -142,11 +139,11 @@ _SUPPRESSION_COLUMNS = (
 _CONSENT_COLUMNS = (
     "record_id, address_hash, sender_id, scope, basis, jurisdictions, obtained_at, source,"
     " evidence_ref, notice_version, affirmative_action, bundled, expires_at, withdrawn_at,"
-    " product_category, address"
+    " product_category, address, time_zone"
 )
 _SENDER_COLUMNS = (
     "sender_id, legal_name, postal_address, contact, verified_domains, default_jurisdiction,"
-    " message_class, users, fix_us, fixes_allowed, bounce_domain"
+    " message_class, users, fix_us, fixes_allowed, bounce_domain, time_zone"
 )
 
 # Columns added after the first release: a store made before them gets them at open.
@@ -155,8 +152,10 @@ _ADDED_COLUMNS = {
         ("fix_us", "INTEGER NOT NULL DEFAULT 0"),
         ("fixes_allowed", "INTEGER NOT NULL DEFAULT 1"),
         ("bounce_domain", "TEXT"),
+        ("time_zone", "TEXT"),
     ),
     "suppressions": (("audit_ref", "TEXT"),),
+    "consents": (("time_zone", "TEXT"),),
 }
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
@@ -174,10 +173,6 @@ def _to_text(moment: datetime) -> str:
 
 def _optional_text(moment: datetime | None) -> str | None:
     return None if moment is None else _to_text(moment)
-
-
-def _hour(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 def _from_text(text: str) -> datetime:
@@ -198,6 +193,7 @@ class SqliteStores:
         self._reader: aiosqlite.Connection | None = None
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self.stats = SqliteStats(path)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteStores:
@@ -209,17 +205,19 @@ class SqliteStores:
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        async with self._boundary("open the stores"):
+        async with store_errors(self.path, "open the stores"):
             await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
             try:
-                self._writer = await self._connect()
+                self._writer = await connect(self.path)
                 await self._create_schema(self._writer)
-                self._reader = await self._connect()
+                self._reader = await connect(self.path)
+                await self.stats.open()
             except BaseException:
                 await self.close()
                 raise
 
     async def close(self) -> None:
+        await self.stats.close()
         for db in (self._reader, self._writer):
             if db is not None:
                 with contextlib.suppress(sqlite3.Error, ValueError):  # nothing left to protect
@@ -237,21 +235,6 @@ class SqliteStores:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
-        try:
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA temp_store=MEMORY",
-                "PRAGMA cache_size=-65536",  # KiB: keeps the upper index levels in memory
-            ):
-                await db.execute(pragma)
-        except BaseException:
-            await db.close()
-            raise
-        return db
 
     async def _create_schema(self, db: aiosqlite.Connection) -> None:
         ((version,),) = await db.execute_fetchall("PRAGMA user_version")
@@ -278,16 +261,6 @@ class SqliteStores:
             await _roll_back(db)
             raise
 
-    @asynccontextmanager
-    async def _boundary(self, doing: str) -> AsyncIterator[None]:
-        """Where sqlite3 and file-system errors become StoreUnavailable."""
-        try:
-            yield
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            # ValueError: a closed connection (aiosqlite) or a stored value that no longer
-            # parses (a damaged row); either way the store cannot answer.
-            raise StoreUnavailable(f"{self.path}: cannot {doing}: {exc}") from exc
-
     def _read_db(self) -> aiosqlite.Connection:
         if self._reader is None:
             raise StoreUnavailable(f"{self.path}: the stores are not open")
@@ -297,7 +270,7 @@ class SqliteStores:
     async def _transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction on the writer connection: committed when the block ends,
         rolled back when it raises."""
-        async with self._boundary(doing), self._write_lock:
+        async with store_errors(self.path, doing), self._write_lock:
             db = self._writer
             if db is None:
                 raise StoreUnavailable(f"{self.path}: the stores are not open")
@@ -315,7 +288,7 @@ class SqliteStores:
         self, address: str, sender_id: str, list_id: str | None
     ) -> SuppressionEntry | None:
         key = self.hasher.digest(address)
-        async with self._boundary("look up a suppression"):
+        async with store_errors(self.path, "look up a suppression"):
             rows = await self._read_db().execute_fetchall(
                 f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions"
                 " WHERE address_hash = ? AND sender_id = ? AND list_key IN ('', ?)"
@@ -328,7 +301,7 @@ class SqliteStores:
 
     async def consents_for(self, address: str, sender_id: str) -> list[ConsentRecord]:
         key = self.hasher.digest(address)
-        async with self._boundary("look up consent records"):
+        async with store_errors(self.path, "look up consent records"):
             rows = await self._read_db().execute_fetchall(
                 f"SELECT {_CONSENT_COLUMNS} FROM consents"
                 " WHERE address_hash = ? AND sender_id = ?"
@@ -357,7 +330,7 @@ class SqliteStores:
             unicode_key = key.encode("ascii").decode("idna")  # VERP addresses use A-labels
         except UnicodeError:
             unicode_key = key
-        async with self._boundary("look up a sender profile"):
+        async with store_errors(self.path, "look up a sender profile"):
             rows = await self._read_db().execute_fetchall(
                 f"SELECT {_SENDER_COLUMNS} FROM senders WHERE bounce_domain IN (?, ?)"
                 " ORDER BY sender_id LIMIT 1",
@@ -367,21 +340,6 @@ class SqliteStores:
                 return self._sender(tuple(row))
         return None
 
-    async def complaint_rate(
-        self, sender_id: str, window: timedelta, now: datetime
-    ) -> ComplaintRate:
-        first = _hour(now - window + timedelta(hours=1))
-        async with self._boundary("read the complaint counts"):
-            rows = await self._read_db().execute_fetchall(
-                "SELECT COALESCE(SUM(complaints), 0), COALESCE(SUM(delivered), 0)"
-                " FROM feedback_counts WHERE sender_id = ? AND hour BETWEEN ? AND ?",
-                (sender_id, first, _hour(now)),
-            )
-        ((complaints, delivered),) = rows
-        return ComplaintRate(
-            int(complaints), int(delivered), complaints / delivered if delivered else None
-        )
-
     async def sender(self, sender_id: str) -> SenderProfile | None:
         """The profile of `sender_id`, if there is one."""
         return await self._sender_by(
@@ -389,7 +347,7 @@ class SqliteStores:
         )
 
     async def _sender_by(self, query: str, value: str) -> SenderProfile | None:
-        async with self._boundary("look up a sender profile"):
+        async with store_errors(self.path, "look up a sender profile"):
             rows = await self._read_db().execute_fetchall(query, (value,))
             for row in rows:
                 return self._sender(tuple(row))
@@ -431,7 +389,7 @@ class SqliteStores:
                 )
             await db.executemany(
                 f"INSERT INTO consents ({_CONSENT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -451,7 +409,7 @@ class SqliteStores:
             )
             await db.executemany(
                 f"INSERT OR REPLACE INTO senders ({_SENDER_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sender_row(profile) for profile in profiles],
             )
             for profile in profiles:
@@ -486,18 +444,6 @@ class SqliteStores:
                 (key, bounce.sender_id, _to_text(since)),
             )
         return int(count)
-
-    async def count_feedback(
-        self, sender_id: str, at: datetime, *, complaints: int = 0, delivered: int = 0
-    ) -> None:
-        async with self._transaction("count feedback") as db:
-            await db.execute(
-                "INSERT INTO feedback_counts (sender_id, hour, complaints, delivered)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (sender_id, hour) DO UPDATE SET"
-                " complaints = complaints + excluded.complaints,"
-                " delivered = delivered + excluded.delivered",
-                (sender_id, _hour(at), complaints, delivered),
-            )
 
     async def _claim(
         self,
@@ -586,6 +532,7 @@ class SqliteStores:
             _optional_text(record.withdrawn_at),
             record.product_category,
             self._clear(record.address),
+            record.time_zone,
         )
 
     @staticmethod
@@ -607,6 +554,7 @@ class SqliteStores:
             withdrawn_at=_optional_datetime(row[13]),
             product_category=row[14],
             address=row[15],
+            time_zone=row[16],
         )
 
     @staticmethod
@@ -623,6 +571,7 @@ class SqliteStores:
             int(profile.fix_us),
             int(profile.fixes_allowed),
             profile.bounce_domain,
+            profile.time_zone,
         )
 
     @staticmethod
@@ -639,6 +588,7 @@ class SqliteStores:
             fix_us=bool(row[8]),
             fixes_allowed=bool(row[9]),
             bounce_domain=row[10],
+            time_zone=row[11],
         )
 
 

@@ -30,6 +30,7 @@ class Fact(StrEnum):
 
     ENVELOPE_SPF = "envelope_spf"
     SENDER_DNS = "sender_dns"
+    SEND_HISTORY = "send_history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,16 @@ def rule(
     return register
 
 
-FAMILIES = ("common", "us_canspam", "eu_gdpr", "cn_prc", "mailbox_providers", "protocol")
+FAMILIES = (
+    "common",
+    "us_canspam",
+    "eu_gdpr",
+    "cn_prc",
+    "mailbox_providers",
+    "protocol",
+    "cadence",
+    "send_windows",
+)
 
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
