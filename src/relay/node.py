@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from relay.config.model import Settings
 from relay.config.types import HostPort
 from relay.delivery.mx import MxResolver
 from relay.delivery.queue_manager import QueueManager
+from relay.delivery.tls_policy import TlsPolicy
 from relay.feedback.delivery import DeliveryFeedback
 from relay.feedback.inbox import Inbox
 from relay.feedback.listener import FeedbackHandler, FeedbackSession
@@ -33,6 +35,7 @@ from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
 from relay.policy.rules import Fact
 from relay.policy.rules.cadence import history_window
+from relay.policy.standing import is_paused
 from relay.rewrite.pipeline import Rewriter
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.signing.keys import load_keys
@@ -103,6 +106,8 @@ async def serve(settings: Settings, source: str) -> None:
             MxResolver(settings.dns, settings.delivery),
             settings.delivery,
             DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record,
+            tls_policy=TlsPolicy(settings.dns, settings.delivery),
+            paused=functools.partial(is_paused, stores),
         )
         handler = SubmissionHandler(
             spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue, stores.stats

@@ -4,11 +4,15 @@ policy file binds; and the MIME corpus runs through every DATA rule without rais
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from relay.dnscheck.model import Answer, Check, DomainReadiness
 from relay.policy.model import Action, Stage
-from relay.stores.models import MessageClass
+from relay.policy.standing import SenderStanding
+from relay.stores.models import ComplaintRate, MessageClass, PauseAction, PauseChange
 from tests.policy.builders import (
     HTML,
     evaluate,
@@ -47,6 +51,7 @@ EXPECTED = {
     "MBP-SPF-PASS": ("reject", "550 5.7.1"),
     "MBP-DKIM-ALIGNED": ("reject", "550 5.7.1"),
     "MBP-DMARC-RECORD": ("reject", "550 5.7.1"),
+    "MBP-COMPLAINT-RATE": ("defer", "451 4.7.1"),
 }
 
 NO_LIST_HEADERS = {"List-Unsubscribe": None, "List-Unsubscribe-Post": None}
@@ -101,6 +106,27 @@ def dns_case(rule_id: str, trips: bool, name: str, **found):
     return case(rule_id, trips, name, sender_dns=readiness(**found))
 
 
+PAUSED = PauseChange(
+    "shop",
+    PauseAction.PAUSE,
+    datetime(2026, 3, 1, 9, tzinfo=UTC),
+    "complaint rate 0.40% over 1d (4 complaints, 1000 delivered) at or above 0.3%",
+    "MBP-COMPLAINT-RATE",
+    seq=7,
+)
+RCPT_ONLY = {"message": None, "raw": None}
+
+
+def rates(complaints: int, delivered: int, window: int = 1) -> SenderStanding:
+    """A sender not paused, with `complaints` of `delivered` over `window` days."""
+    rate = ComplaintRate(complaints, delivered, complaints / delivered if delivered else None)
+    return SenderStanding(None, ((timedelta(days=window), rate),))
+
+
+def complaint_case(trips: bool, name: str, **context):
+    return case("MBP-COMPLAINT-RATE", trips, name, **{**RCPT_ONLY, **context})
+
+
 def subject_case(trips: bool, subject: str, **headers: str):
     return case("MBP-FAKE-REPLY", trips, repr(subject), headers={"Subject": subject, **headers})
 
@@ -110,6 +136,33 @@ def hidden_case(trips: bool, name: str, fragment: str):
 
 
 CASES = [
+    complaint_case(False, "not gathered", sender_standing=None),
+    complaint_case(False, "no complaints", sender_standing=rates(0, 5000)),
+    complaint_case(True, "paused", sender_standing=SenderStanding(PAUSED)),
+    complaint_case(
+        True,
+        "paused by the operator",
+        sender_standing=SenderStanding(replace(PAUSED, source="operator", reason="spam traps")),
+    ),
+    complaint_case(
+        False,
+        "transactional mail is never paused",
+        sender_standing=SenderStanding(PAUSED),
+        message_class=TRANSACTIONAL,
+    ),
+    complaint_case(
+        False,
+        "a mixed stream decides at end of data",
+        sender_standing=SenderStanding(PAUSED),
+        message_class=MessageClass.MIXED,
+    ),
+    case(
+        "MBP-COMPLAINT-RATE",
+        True,
+        "a mixed stream's commercial message at end of data",
+        sender_standing=SenderStanding(PAUSED),
+        message_class=MessageClass.MIXED,
+    ),
     case("MBP-UNSUB-48H", False, "not suppressed"),
     case("MBP-UNSUB-48H", True, "suppressed", suppression=suppression()),
     case(
@@ -303,7 +356,44 @@ CASES = [
 ]
 
 
-test_rule, test_the_default_message_passes_every_rule = table_tests(POLICY, CASES, base=BASE)
+test_rule, test_the_default_message_passes_every_rule = table_tests(
+    POLICY, CASES, base=BASE, replies={"MBP-COMPLAINT-RATE": (451, "4.7.1")}
+)
+
+
+def complaint_verdicts(standing: SenderStanding):
+    context = make_context(jurisdictions=(), sender_standing=standing, **RCPT_ONLY)
+    decision = evaluate(load_policy(POLICY), Stage.RCPT, context)
+    return verdicts_for(decision, "MBP-COMPLAINT-RATE")
+
+
+def test_a_pause_reply_names_the_rule_and_the_reason():
+    (verdict,) = complaint_verdicts(SenderStanding(PAUSED))
+    assert verdict.reply is not None
+    assert str(verdict.reply).startswith("451 4.7.1 ")
+    assert "MBP-COMPLAINT-RATE" in verdict.reply.text
+    assert PAUSED.reason in verdict.reply.text
+    assert verdict.inputs["source"] == "MBP-COMPLAINT-RATE"
+
+
+@pytest.mark.parametrize(
+    ("complaints", "delivered", "warns"),
+    [
+        (1, 1000, True),  # 0.1 %: Gmail's target is passed
+        (1, 1001, False),
+        (5, 1000, True),  # past the pause threshold too: the checkpoint pauses, the rule warns
+        (1, 3, False),  # one complaint on three messages is no figure (min_delivered)
+        (2, 999, False),
+    ],
+)
+def test_a_high_rate_warns_once_enough_mail_was_delivered(complaints, delivered, warns):
+    verdicts = complaint_verdicts(rates(complaints, delivered))
+    assert [verdict.action for verdict in verdicts] == ([Action.WARN] if warns else [])
+    if warns:
+        assert verdicts[0].reply is None
+        assert verdicts[0].inputs["rates"] == [
+            {"window": "1d", "complaints": complaints, "delivered": delivered}
+        ]
 
 
 def test_every_bound_rule_has_passing_and_tripping_cases():

@@ -78,6 +78,7 @@ class Sink:
         port: int = 0,
         tls_context: ssl.SSLContext | None = None,
         smtputf8: bool = True,
+        require_starttls: bool = False,
     ) -> None:
         self.handler = SinkHandler()
         self.host = host
@@ -88,6 +89,7 @@ class Sink:
             self.port,
             enable_SMTPUTF8=smtputf8,
             tls_context=tls_context,
+            require_starttls=require_starttls,
             ready_timeout=10,
         )
 

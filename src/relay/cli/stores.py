@@ -4,6 +4,7 @@ Exit codes: 0 done; 2 bad configuration or a bad import file (nothing imported; 
 `FILE:LINE: problem` line per problem on stderr); 1 the store refused or could not be written.
 `relay suppressions check` exits 0 when the address is suppressed, 1 when it is not and 3 when
 the store could not be asked, so that a script never reads "store down" as "not suppressed".
+`relay senders pause|resume` exit 0 also when the sender already was paused (resumed).
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from relay.audit.log import AuditLog
 from relay.cli import CONFIG_ERROR_EXIT, config_option, load_settings_or_exit
 from relay.config import Settings
-from relay.errors import ConfigError, ImportRowError, StoreConflict, StoreUnavailable
+from relay.errors import AuditError, ConfigError, ImportRowError, StoreConflict, StoreUnavailable
+from relay.policy.standing import record_changes
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.importing import ImportFormat, read_consents, read_senders, read_suppressions
+from relay.stores.models import PauseAction, PauseChange
 from relay.stores.sqlite import SqliteStores
 
 __all__ = ["consent", "senders", "suppressions"]
@@ -192,3 +196,54 @@ def import_senders(file: Path, file_format: str | None, config_path: Path | None
     profiles = _parse(lambda: read_senders(file, file_format=file_format))
     stored = _with_stores(settings, hasher, lambda stores: stores.put_senders(profiles))
     click.echo(f"imported {stored} sender profiles from {file}")
+
+
+def _change_pause(settings: Settings, sender_id: str, action: PauseAction, reason: str) -> None:
+    """Journal the change, then write it to the audit log, unless relay serve holds the log:
+    then it writes it at its next MAIL."""
+    hasher = _hasher(settings)
+
+    async def change(stores: SqliteStores) -> tuple[PauseChange | None, bool]:
+        if await stores.sender(sender_id) is None:
+            raise StoreConflict(f"no sender profile {sender_id!r}")
+        at = datetime.now(UTC)
+        changed = await stores.change_pause(PauseChange(sender_id, action, at, reason, "operator"))
+        audit = AuditLog(settings.audit_path, node=settings.smtp.hostname)
+        try:
+            await audit.open()
+        except AuditError:
+            return changed, False  # held by relay serve
+        try:
+            await record_changes(stores, audit)
+        finally:
+            await audit.close()
+        return changed, True
+
+    changed, recorded = _with_stores(settings, hasher, change)
+    state = "paused" if action is PauseAction.PAUSE else "resumed"
+    if changed is None:
+        click.echo(f"sender {sender_id} already {state}")
+        return
+    where = "in the audit log" if recorded else "journalled; relay serve writes the audit record"
+    click.echo(f"sender {sender_id} {state} ({where})")
+
+
+@senders.command("pause")
+@click.argument("sender_id", metavar="SENDER")
+@click.option("--reason", default="paused by the operator", help="Why (audit log, 451 reply).")
+@config_option
+def pause_sender(sender_id: str, reason: str, config_path: Path | None) -> None:
+    """Pause SENDER's commercial stream: its new commercial mail gets 451 4.7.1
+    (MBP-COMPLAINT-RATE) and its queued commercial mail waits; transactional mail flows."""
+    settings, _ = load_settings_or_exit(config_path)
+    _change_pause(settings, sender_id, PauseAction.PAUSE, reason)
+
+
+@senders.command("resume")
+@click.argument("sender_id", metavar="SENDER")
+@click.option("--reason", default="resumed by the operator", help="Why (audit log).")
+@config_option
+def resume_sender(sender_id: str, reason: str, config_path: Path | None) -> None:
+    """Resume SENDER's commercial stream, paused by an operator or by its complaint rate."""
+    settings, _ = load_settings_or_exit(config_path)
+    _change_pause(settings, sender_id, PauseAction.RESUME, reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
@@ -116,11 +117,31 @@ class DeliverySettings(_Section):
     # The addresses receivers see relay's mail come from (SPF must authorise them; relay
     # dns-check and MBP-SPF-PASS evaluate the envelope domain's SPF against each).
     egress_addresses: list[IPAddress] = Field(default_factory=list)
+    # Per destination domain ("*": every other one): "required" means no delivery without
+    # STARTTLS and a certificate valid for the host's name; "opportunistic" (the default) means
+    # STARTTLS whenever offered, certificate unchecked. MTA-STS `enforce` policies apply too.
+    tls: dict[str, Literal["opportunistic", "required"]] = Field(default_factory=dict)
+    # PEM file of the CAs that verify certificates (MTA-STS, tls = "required"); default: the
+    # system's trust store.
+    ca_file: Path | None = None
+    # Port of the MTA-STS policy servers (https://mta-sts.<domain>/); 443 except in tests.
+    mta_sts_port: Annotated[int, Field(gt=0, lt=65536)] = 443
 
-    @field_validator("routes")
+    @field_validator("routes", "tls")
     @classmethod
-    def _lowercase_domains(cls, routes: dict[str, object]) -> dict[str, object]:
-        return {domain.lower().rstrip("."): route for domain, route in routes.items()}
+    def _lowercase_domains(cls, by_domain: dict[str, object]) -> dict[str, object]:
+        return {domain.lower().rstrip("."): value for domain, value in by_domain.items()}
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_cas(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                ssl.create_default_context(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ValueError(f"{path}: not a readable PEM file of CAs: {reason}") from None
+        return path
 
     @field_validator("egress_addresses", mode="before")
     @classmethod

@@ -33,12 +33,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:_MAX_FIELD]
 
 
+def _final_status(failure: FailedRecipient) -> str:
+    """The Status of a failed recipient: the last attempt's, except that one expired after
+    temporary failures is 4.4.7 (delivery time expired), or 5.7.10 (encryption needed, RFC 8461
+    §5) when its destination demanded TLS it never got."""
+    status = failure.result.status
+    if not failure.expired:
+        return status
+    return "5.7.10" if status.endswith(".7.10") else "4.4.7"
+
+
 def _recipient_fields(failure: FailedRecipient, attempted_at: float) -> str:
     result = failure.result
     fields = [
         f"Final-Recipient: {_address_type(failure.address)}",
         "Action: failed",
-        f"Status: {'4.4.7' if failure.expired else result.status}",
+        f"Status: {_final_status(failure)}",
     ]
     if result.remote_mta:
         fields.append(f"Remote-MTA: dns; {result.remote_mta}")

@@ -34,6 +34,7 @@ class Destination:
 
     domain: str
     hosts: tuple[MailHost, ...]
+    routed: bool = False  # hosts from the transport map, not the domain's MX records
 
 
 def _is_ip(host: str) -> bool:
@@ -56,7 +57,7 @@ class MxResolver:
         domain = domain.lower().rstrip(".")
         route = self._routes.get(domain) or self._routes.get("*")
         if route is not None:
-            return Destination(domain, await self._route_hosts(route))
+            return Destination(domain, await self._route_hosts(route), routed=True)
         return Destination(domain, await self._mx_hosts(domain, self._port))
 
     async def _route_hosts(self, route: Route) -> tuple[MailHost, ...]:

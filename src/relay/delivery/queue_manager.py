@@ -4,6 +4,11 @@ destination, records one outcome per recipient and schedules the retry, bounce o
 Recipient outcomes (DESIGN §3): success -> delivered; 5xx or permanent DNS failure -> bounced
 with a DSN; 4xx or no connection -> retried on [delivery] retry_schedule until max_lifetime,
 then expired with a DSN. A DSN is queued like any other message, from the null reverse path.
+
+Commercial (and mixed) mail of a paused sender (relay.policy.standing) is not attempted: it is
+looked at again every PAUSE_RECHECK seconds, its attempts and retry schedule untouched, so the
+pause costs it no attempt; its max_lifetime runs on, but it expires only after a failed attempt
+past it, so mail that waited out a long pause still gets one attempt after the resume.
 """
 
 from __future__ import annotations
@@ -21,16 +26,22 @@ from relay.config.model import DeliverySettings
 from relay.delivery.dsn import FailedRecipient, build_dsn
 from relay.delivery.mx import MxResolver
 from relay.delivery.smtp_client import ConnectionPool
-from relay.errors import DeliveryError, SpoolError
+from relay.delivery.tls_policy import TlsPolicy
+from relay.errors import DeliveryError, SpoolError, StoreUnavailable
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.spool.store import Spool, new_queue_id
 
-__all__ = ["OutcomeListener", "QueueManager"]
+__all__ = ["PAUSE_RECHECK", "OutcomeListener", "PauseCheck", "QueueManager"]
 
 log = logging.getLogger("relay.delivery")
 
 # Told the outcomes of each attempt once they are recorded (relay.feedback.delivery).
 OutcomeListener = Callable[[Envelope, Sequence[Outcome]], Awaitable[None]]
+# Whether a sender's commercial stream is paused (relay.policy.standing.is_paused).
+PauseCheck = Callable[[str], Awaitable[bool]]
+
+PAUSE_RECHECK = 60.0  # seconds between looks at the queued mail of a paused sender
+_PAUSABLE = ("commercial", "mixed")  # MessageClass values whose mail a pause holds
 
 
 def _domain(address: str) -> str:
@@ -44,8 +55,13 @@ class QueueManager:
         resolver: MxResolver,
         settings: DeliverySettings,
         on_outcomes: OutcomeListener | None = None,
+        *,
+        tls_policy: TlsPolicy,
+        paused: PauseCheck | None = None,
     ) -> None:
         self._spool = spool
+        self._paused = paused
+        self._tls_policy = tls_policy
         self._on_outcomes = on_outcomes
         self._resolver = resolver
         self._settings = settings
@@ -161,6 +177,9 @@ class QueueManager:
         if not due:
             self._schedule(queue_id, min(later))
             return
+        if await self._waits(envelope):
+            self._schedule(queue_id, started + PAUSE_RECHECK)
+            return
         attempts = {recipient.address: recipient.attempts for recipient in due}
         by_domain: dict[str, list[str]] = defaultdict(list)
         for recipient in due:
@@ -197,11 +216,29 @@ class QueueManager:
         else:
             await self._spool.remove(queue_id)
 
+    async def _waits(self, envelope: Envelope) -> bool:
+        """The message is commercial mail of a paused sender (or the stores cannot tell)."""
+        if (
+            self._paused is None
+            or envelope.sender_id is None
+            or envelope.message_class not in _PAUSABLE
+        ):
+            return False
+        try:
+            paused = await self._paused(envelope.sender_id)
+        except StoreUnavailable as exc:
+            log.warning("%s: waits: sender pause unknown: %s", envelope.queue_id, exc)
+            return True
+        if paused:
+            log.info("%s: waits: sender %s is paused", envelope.queue_id, envelope.sender_id)
+        return paused
+
     async def _deliver_to_domain(
         self, domain: str, envelope: Envelope, recipients: list[str], content: bytes
     ) -> dict[str, DeliveryResult]:
         try:
             destination = await self._resolver.destination(domain)
+            plan = await self._tls_policy.plan(destination)
         except DeliveryError as exc:
             return dict.fromkeys(recipients, DeliveryResult(exc.status, exc.diagnostic))
         # One SMTP transaction per return path: the recipients share the mailer's, but under
@@ -213,11 +250,11 @@ class QueueManager:
         results: dict[str, DeliveryResult] = {}
         last_failure: DeliveryError | None = None
         async with self._per_destination[domain]:
-            for host in destination.hosts:
+            for host in plan.hosts:
                 try:
                     for return_path, batch in list(transactions.items()):
                         results |= await self._pool.send(
-                            host, envelope, return_path, batch, content
+                            host, envelope, return_path, batch, content, plan.required_by
                         )
                         del transactions[return_path]
                     return results

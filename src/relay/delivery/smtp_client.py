@@ -4,6 +4,10 @@ aiosmtplib normalises line endings to CRLF and dot-stuffs the data (RFC 5321 §4
 relay emits can end DATA early at the next hop. Its exceptions stop here: a transaction returns a
 DeliveryResult per recipient, or raises TemporaryFailure when the host could not be used at all
 (so that the caller tries the next MX).
+
+TLS is opportunistic (RFC 3207) unless the caller names who requires it (`required_by`, see
+relay.delivery.tls_policy): then the session must offer STARTTLS and present a certificate valid
+for the MX name under [delivery] ca_file, or the host fails with 4.7.10 before MAIL is sent.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import aiosmtplib
 
 from relay.config.model import DeliverySettings
 from relay.delivery.mx import MailHost
+from relay.delivery.tls_policy import TLS_NEEDED, verifying_context
 from relay.errors import TemporaryFailure
 from relay.spool.records import DeliveryResult, Envelope
 
@@ -54,6 +59,13 @@ def _needs_smtputf8(
     return not content[: header_end if header_end >= 0 else len(content)].isascii()
 
 
+_PoolKey = tuple[str, int, str | None]
+
+
+def _key(host: MailHost, required_by: str | None) -> _PoolKey:
+    return (host.address, host.port, host.name if required_by is not None else None)
+
+
 class _StaleConnection(Exception):
     """A reused connection was closed by the server before MAIL; nothing was sent yet."""
 
@@ -63,20 +75,22 @@ class ConnectionPool:
 
     def __init__(self, settings: DeliverySettings) -> None:
         self._settings = settings
-        self._idle: dict[tuple[str, int], list[tuple[float, aiosmtplib.SMTP]]] = defaultdict(list)
+        # Idle connections by (address, port, the name their certificate was verified for).
+        self._idle: dict[_PoolKey, list[tuple[float, aiosmtplib.SMTP]]] = defaultdict(list)
         self._tls = ssl.create_default_context()
         # Opportunistic STARTTLS (RFC 3207): encrypt when offered, without authenticating the
         # server, as MTAs do when neither DANE nor MTA-STS applies.
         self._tls.check_hostname = False
         self._tls.verify_mode = ssl.CERT_NONE
+        self._verifying = verifying_context(settings.ca_file)
 
-    async def _connect(self, host: MailHost) -> aiosmtplib.SMTP:
+    async def _connect(self, host: MailHost, required_by: str | None) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
             hostname=host.address,
             port=host.port,
             local_hostname=self._settings.helo_name,
             timeout=self._settings.command_timeout.total_seconds(),
-            start_tls=None,
+            start_tls=None if required_by is None else False,
             tls_context=self._tls,
         )
         try:
@@ -94,20 +108,59 @@ class ConnectionPool:
         except _CONNECTION_ERRORS as exc:
             client.close()
             raise TemporaryFailure("4.4.1", f"connect to {host}: {exc}", host.name) from None
+        if required_by is not None:
+            try:
+                await self._verified_starttls(client, host, required_by)
+            except TemporaryFailure:
+                client.close()
+                raise
         return client
 
-    async def _acquire(self, host: MailHost) -> tuple[aiosmtplib.SMTP, bool]:
+    async def _verified_starttls(
+        self, client: aiosmtplib.SMTP, host: MailHost, required_by: str
+    ) -> None:
+        """STARTTLS with a certificate valid for the MX name; TemporaryFailure 4.7.10 if not."""
+        try:
+            await client.ehlo()
+            if not client.supports_extension("starttls"):
+                raise TemporaryFailure(
+                    TLS_NEEDED,
+                    f"{host} does not offer STARTTLS, which {required_by} requires",
+                    host.name,
+                )
+            await client.starttls(server_hostname=host.name, tls_context=self._verifying)
+        except ssl.SSLCertVerificationError as exc:
+            raise TemporaryFailure(
+                TLS_NEEDED,
+                f"{host}: certificate not valid for {host.name} ({exc.verify_message}),"
+                f" which {required_by} requires",
+                host.name,
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise TemporaryFailure(
+                TLS_NEEDED,
+                f"{host} refused STARTTLS ({exc.code} {exc.message}), which {required_by} requires",
+                host.name,
+            ) from None
+        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+            raise TemporaryFailure(
+                TLS_NEEDED, f"{host}: TLS failed ({exc}), which {required_by} requires", host.name
+            ) from None
+
+    async def _acquire(
+        self, host: MailHost, required_by: str | None
+    ) -> tuple[aiosmtplib.SMTP, bool]:
         """A connection to host and whether it was reused."""
-        idle = self._idle[(host.address, host.port)]
+        idle = self._idle[_key(host, required_by)]
         while idle:
             _, client = idle.pop()
             if client.is_connected:
                 return client, True
-        return await self._connect(host), False
+        return await self._connect(host, required_by), False
 
-    def _release(self, host: MailHost, client: aiosmtplib.SMTP) -> None:
+    def _release(self, host: MailHost, required_by: str | None, client: aiosmtplib.SMTP) -> None:
         if client.is_connected:
-            self._idle[(host.address, host.port)].append((time.monotonic(), client))
+            self._idle[_key(host, required_by)].append((time.monotonic(), client))
 
     async def close_idle(self, older_than: float = 0.0) -> None:
         """QUIT connections idle for longer than `older_than` seconds."""
@@ -130,11 +183,13 @@ class ConnectionPool:
         return_path: str,
         recipients: list[str],
         content: bytes,
+        required_by: str | None = None,
     ) -> dict[str, DeliveryResult]:
         """Run one transaction from `return_path`; return a result per recipient. Raises
-        TemporaryFailure when the host could not be reached or dropped the connection before
-        answering for everyone."""
-        client, reused = await self._acquire(host)
+        TemporaryFailure when the host could not be reached, did not give the TLS that
+        `required_by` (if any) demands, or dropped the connection before answering for
+        everyone."""
+        client, reused = await self._acquire(host, required_by)
         try:
             try:
                 results = await self._transaction(
@@ -144,7 +199,7 @@ class ConnectionPool:
                 client.close()
                 if not reused:
                     raise
-                client = await self._connect(host)
+                client = await self._connect(host, required_by)
                 results = await self._transaction(
                     client, host, envelope, return_path, recipients, content
                 )
@@ -154,7 +209,7 @@ class ConnectionPool:
             raise TemporaryFailure(
                 "4.4.2", f"{host}: connection lost: {reason}", host.name
             ) from None
-        self._release(host, client)
+        self._release(host, required_by, client)
         return results
 
     async def _transaction(

@@ -198,6 +198,7 @@ class SubmissionHandler:
                 verp_domain=verp_domain,
                 sender_id=transaction.sender.sender_id if transaction.sender else None,
                 campaign=transaction.campaign,
+                message_class=transaction.message_class,
                 not_before={r: holds[r] for r in unit.recipients if r in holds},
             )
             events = [

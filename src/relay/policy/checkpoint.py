@@ -3,7 +3,8 @@ consent), run the rules at RCPT and at end of DATA, and write every decision to 
 
 Order inside a transaction (COMPLIANCE §1.5):
 - MAIL: the sender profile is found from the AUTH name, else from the MAIL FROM domain; when a
-  loaded rule needs it, the envelope domain's SPF is checked (cached, relay.dnscheck.cache).
+  loaded rule needs it, the envelope domain's SPF is checked (cached, relay.dnscheck.cache) and
+  the sender's standing (pause, complaint rates: relay.policy.standing) is gathered.
 - RCPT: suppression and consent are looked up; RCPT-stage rules decide the recipient. A recipient
   whose content rules differ from the first accepted one (other jurisdictions, or affirmative
   consent where the first had none) gets 452 4.5.3 so the client sends it in its own transaction
@@ -39,6 +40,8 @@ from relay.policy.engine import PolicyEngine
 from relay.policy.model import Action, Decision, Stage, Verdict
 from relay.policy.rules import Fact
 from relay.policy.rules.cadence import history_window
+from relay.policy.rules.mailbox_providers import COMPLAINT_RATE, complaint_rate_params
+from relay.policy.standing import SenderStanding, Standings
 from relay.replies import Reply
 from relay.rewrite import Unfixable
 from relay.rewrite.pipeline import DEFAULT_AD_PREFIX, Rewriter, ordered_by
@@ -107,6 +110,8 @@ class Transaction:
     envelope_spf: Check | None = None
     sender_dns: DomainReadiness | None = None
     campaign: str | None = None  # X-Relay-Campaign, known at end of data
+    message_class: MessageClass | None = None  # the message's class, known at end of data
+    sender_standing: SenderStanding | None = None  # Fact.SENDER_STANDING
     # Of a commercial message whose recipients the delivery history counts once spooled.
     content_hash: str | None = None
 
@@ -204,6 +209,19 @@ class Checkpoint:
         # None: no loaded rule reads it, or no history (tools and benchmarks).
         self._history = history if engine.needs(Fact.SEND_HISTORY) else None
         self._history_window = history_window(engine.policies)
+        complaint = complaint_rate_params(engine.policies)
+        self._standings = (
+            None
+            if complaint is None
+            else Standings(
+                stores,
+                audit,
+                complaint["windows"],
+                complaint["pause_at"],
+                complaint["min_delivered"],
+                COMPLAINT_RATE,
+            )
+        )
         self._jurisdictions = {policy.path.name: policy.jurisdiction for policy in engine.policies}
         self._params = {
             (policy.path.name, binding.rule_id): binding.params
@@ -232,12 +250,16 @@ class Checkpoint:
                 sender = await self._stores.sender_for_user(authenticated_as)
             if sender is None and mail_from:
                 sender = await self._stores.sender_for_domain(mail_from.rpartition("@")[2])
+            standing = None
+            if self._standings is not None and sender is not None:
+                standing = await self._standings.of(sender.sender_id)
         except StoreUnavailable as exc:
             log.error("sender profile lookup for <%s> failed: %s", mail_from, exc)
             return STORE_UNAVAILABLE
         transaction = Transaction(
             mail_from, authenticated_as, trusted_client, client_address, sender
         )
+        transaction.sender_standing = standing
         envelope_domain = transaction.envelope_domain
         if self._needs_spf and envelope_domain:
             assert self._readiness is not None
@@ -320,6 +342,7 @@ class Checkpoint:
         message_class = (
             MessageClass(declared_class.lower()) if declared_class else transaction.stream_class
         )
+        transaction.message_class = message_class
         counted = self._history is not None and message_class in _COMMERCIAL
         transaction.content_hash = inspect.content_hash(message) if counted else None
         sender_id = transaction.sender.sender_id if transaction.sender else ""
@@ -570,6 +593,7 @@ class Checkpoint:
             envelope_spf=transaction.envelope_spf,
             sender_dns=transaction.sender_dns,
             send_history=recipient.history,
+            sender_standing=transaction.sender_standing,
         )
 
     def _event(

@@ -8,6 +8,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from relay.policy.standing import SenderStanding
 from relay.stores.history import Delivery
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
 
@@ -38,6 +39,8 @@ class MessageContext:
     # This sender's commercial deliveries to the recipient within the longest cadence window,
     # oldest first (relay.stores.history); None: not gathered.
     send_history: tuple[Delivery, ...] | None = None
+    # The sender's pause and complaint rates (relay.policy.standing); None: not gathered.
+    sender_standing: SenderStanding | None = None
 
     @property
     def commercial(self) -> bool:

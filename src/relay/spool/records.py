@@ -66,6 +66,9 @@ class Envelope:
     # Its X-Relay-Campaign, under which its delivery outcomes are counted (relay.stores.stats);
     # None: no campaign, or a queue file written before the field existed.
     campaign: str | None = None
+    # Its message class (relay.stores.models.MessageClass): commercial and mixed mail waits
+    # while its sender is paused; None: a DSN, or a queue file written before the field existed.
+    message_class: str | None = None
     # Recipients held by a send-time window: address -> earliest first attempt (epoch seconds).
     not_before: dict[str, float] = field(default_factory=dict)
 

@@ -6,12 +6,13 @@ answers 451 4.3.0 when a store cannot be asked (never fail open).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
 
 from relay.stores.models import (
     ConsentRecord,
+    PauseChange,
     SenderProfile,
     SoftBounce,
     SuppressionEntry,
@@ -72,4 +73,24 @@ class Stores(Protocol):
     async def add_soft_bounce(self, bounce: SoftBounce, since: datetime) -> int:
         """Keep `bounce`; return how many soft bounces of its recipient and sender are kept
         from `since` on, this one included."""
+        ...
+
+    # -- sender pauses (MBP-COMPLAINT-RATE; relay senders pause|resume) ------------------------
+
+    async def pause_state(self, sender_id: str) -> PauseChange | None:
+        """The latest pause or resume of `sender_id` (None: never paused): its commercial mail
+        waits while that is a pause."""
+        ...
+
+    async def change_pause(self, change: PauseChange) -> PauseChange | None:
+        """Journal `change` when it changes the sender's state (a pause of a sender not paused,
+        a resume of a paused one); return it as stored, None when it changed nothing."""
+        ...
+
+    async def unrecorded_pause_changes(self) -> list[PauseChange]:
+        """The journalled changes not yet in the audit log, oldest first."""
+        ...
+
+    async def pause_changes_recorded(self, audit_refs: Mapping[int, str]) -> None:
+        """Mark changes (by seq) as written to the audit log under `audit_refs`."""
         ...

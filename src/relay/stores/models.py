@@ -13,6 +13,8 @@ __all__ = [
     "ConsentBasis",
     "ConsentRecord",
     "MessageClass",
+    "PauseAction",
+    "PauseChange",
     "SenderProfile",
     "SoftBounce",
     "SuppressionEntry",
@@ -147,3 +149,21 @@ class ComplaintRate(NamedTuple):
     complaints: int
     delivered: int
     rate: float | None  # complaints / delivered; None when nothing was delivered
+
+
+class PauseAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class PauseChange:
+    """A pause or resume of a sender's commercial stream, as the stores journal it: the latest
+    change of a sender says whether its commercial mail waits (MBP-COMPLAINT-RATE)."""
+
+    sender_id: str
+    action: PauseAction
+    at: datetime
+    reason: str
+    source: str  # "operator", or the rule id of an automatic pause
+    seq: int = 0  # the journal's order; 0 until stored

@@ -11,6 +11,9 @@ Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresse
     sender_domains   verified From domain -> sender_id (primary key: one sender per domain)
     soft_bounces     (address_hash, sender_id, source) primary key: one row per bounce message,
                      so a bounce processed twice (after a crash) counts once
+    sender_pauses    journal of pauses and resumes of senders' commercial streams (seq order;
+                     the latest row of a sender is its state); audit_ref is NULL until the
+                     change is in the audit log (the process that holds the log writes it)
 
 The list-health figures (relay.stores.stats) keep their own tables in the same file; `stats`
 opens and closes with the stores.
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +49,8 @@ from relay.stores.models import (
     ConsentBasis,
     ConsentRecord,
     MessageClass,
+    PauseAction,
+    PauseChange,
     SenderProfile,
     SoftBounce,
     SuppressionEntry,
@@ -128,6 +134,17 @@ CREATE TABLE IF NOT EXISTS soft_bounces (
     PRIMARY KEY (address_hash, sender_id, source)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS soft_bounces_by_time ON soft_bounces (address_hash, sender_id, at);
+CREATE TABLE IF NOT EXISTS sender_pauses (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    audit_ref TEXT
+);
+CREATE INDEX IF NOT EXISTS sender_pauses_by_sender ON sender_pauses (sender_id, seq);
+CREATE INDEX IF NOT EXISTS sender_pauses_unrecorded ON sender_pauses (seq) WHERE audit_ref IS NULL;
 """
 # After the columns a store made before them lacks have been added.
 _INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (bounce_domain)"
@@ -157,6 +174,8 @@ _ADDED_COLUMNS = {
     "suppressions": (("audit_ref", "TEXT"),),
     "consents": (("time_zone", "TEXT"),),
 }
+
+_PAUSE_COLUMNS = "sender_id, action, at, reason, source, seq"
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
 
@@ -444,6 +463,68 @@ class SqliteStores:
                 (key, bounce.sender_id, _to_text(since)),
             )
         return int(count)
+
+    # -- sender pauses -------------------------------------------------------------------
+
+    async def pause_state(self, sender_id: str) -> PauseChange | None:
+        async with store_errors(self.path, "look up a sender pause"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_PAUSE_COLUMNS} FROM sender_pauses WHERE sender_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (sender_id,),
+            )
+            for row in rows:
+                return self._pause(tuple(row))
+        return None
+
+    async def change_pause(self, change: PauseChange) -> PauseChange | None:
+        async with self._transaction("pause or resume a sender") as db:
+            rows = await db.execute_fetchall(
+                "SELECT action FROM sender_pauses WHERE sender_id = ? ORDER BY seq DESC LIMIT 1",
+                (change.sender_id,),
+            )
+            paused = any(row[0] == PauseAction.PAUSE for row in rows)
+            if paused == (change.action is PauseAction.PAUSE):
+                return None
+            cursor = await db.execute(
+                "INSERT INTO sender_pauses (sender_id, action, at, reason, source)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    change.sender_id,
+                    change.action.value,
+                    _to_text(change.at),
+                    change.reason,
+                    change.source,
+                ),
+            )
+            seq = cursor.lastrowid
+        assert seq is not None
+        return dataclasses.replace(change, seq=seq)
+
+    async def unrecorded_pause_changes(self) -> list[PauseChange]:
+        async with store_errors(self.path, "read unrecorded sender pauses"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_PAUSE_COLUMNS} FROM sender_pauses WHERE audit_ref IS NULL ORDER BY seq"
+            )
+            return [self._pause(tuple(row)) for row in rows]
+
+    async def pause_changes_recorded(self, audit_refs: Mapping[int, str]) -> None:
+        async with self._transaction("mark sender pauses recorded") as db:
+            await db.executemany(
+                "UPDATE sender_pauses SET audit_ref = ? WHERE seq = ?",
+                [(ref, seq) for seq, ref in audit_refs.items()],
+            )
+
+    @staticmethod
+    def _pause(row: tuple[Any, ...]) -> PauseChange:
+        return PauseChange(
+            sender_id=row[0],
+            action=PauseAction(row[1]),
+            at=_from_text(row[2]),
+            reason=row[3],
+            source=row[4],
+            seq=int(row[5]),
+        )
 
     async def _claim(
         self,

@@ -31,6 +31,7 @@ class Fact(StrEnum):
     ENVELOPE_SPF = "envelope_spf"
     SENDER_DNS = "sender_dns"
     SEND_HISTORY = "send_history"
+    SENDER_STANDING = "sender_standing"
 
 
 @dataclass(frozen=True, slots=True)

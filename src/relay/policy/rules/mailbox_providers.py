@@ -4,9 +4,9 @@ The suppression rule MBP-UNSUB-48H lives in common.py; MBP-RFC5322 is the RFC-53
 protocol.py. MBP-SPF-PASS, MBP-DKIM-ALIGNED and MBP-DMARC-RECORD read the sender domain's
 readiness (relay.dnscheck, the checks of `relay dns-check`) that the checkpoint gathers for
 them. Not here yet: MBP-FCRDNS and MBP-TLS-OUT belong to the delivery stage, the DMARC half of
-MBP-NO-FOREIGN-FROM needs DNS,
-MBP-COMPLAINT-RATE needs feedback statistics, MBP-IDN-CONFUSABLE needs the UTS #39 data and
-MBP-DKIM-KEY is checked when a key is imported, not per message.
+MBP-NO-FOREIGN-FROM needs DNS, MBP-IDN-CONFUSABLE needs the UTS #39 data and MBP-DKIM-KEY is
+checked when a key is imported, not per message. MBP-COMPLAINT-RATE reads the sender's standing
+(relay.policy.standing: its pause and complaint rates) that the checkpoint gathers at MAIL.
 """
 
 from __future__ import annotations
@@ -15,22 +15,30 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from email.message import Message
 from email.utils import getaddresses
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from relay.policy import inspect
 from relay.policy.context import MessageContext
 from relay.policy.model import Finding, Stage
 from relay.policy.rules import Fact, rule
+from relay.policy.rules.cadence import Period, period_text
 from relay.stores.models import MessageClass
+from relay.stores.stats import COMPLAINT_PAUSE, COMPLAINT_WARN
 
 if TYPE_CHECKING:
     from relay.dnscheck.model import Check
+    from relay.policy.files import Policy
+
+__all__ = ["COMPLAINT_RATE", "complaint_rate_params"]
+
+COMPLAINT_RATE = "MBP-COMPLAINT-RATE"
 
 _MAX_PARTS = 200
 _SAMPLES = 5  # hidden snippets, links, markers kept in a finding's inputs
@@ -634,3 +642,77 @@ def dmarc_record(context: MessageContext, params: Mapping[str, Any]) -> Iterable
     if context.message_class not in params["required_for"]:
         return [replace(finding, advisory=True)]
     return [finding]
+
+
+# --- MBP-COMPLAINT-RATE --------------------------------------------------------------------
+
+
+class ComplaintRateParams(_Params):
+    # The rolling windows the rate is read over (whole hours, as `relay stats` counts them).
+    windows: list[Period] = [timedelta(days=1), timedelta(days=7)]
+    warn_at: Annotated[float, Field(gt=0, le=1)] = COMPLAINT_WARN
+    pause_at: Annotated[float, Field(gt=0, le=1)] = COMPLAINT_PAUSE
+    # Below this many delivered recipients in a window its rate pauses nothing and warns of
+    # nothing: one complaint on three messages is no figure (at 1000, three complaints pause).
+    min_delivered: PositiveInt = 1000
+
+
+def complaint_rate_params(policies: Iterable[Policy]) -> Mapping[str, Any] | None:
+    """The params of the first MBP-COMPLAINT-RATE binding, None when no policy binds it."""
+    for policy in policies:
+        for binding in policy.bindings:
+            if binding.rule_id == COMPLAINT_RATE:
+                return binding.params
+    return None
+
+
+@rule(COMPLAINT_RATE, Stage.RCPT, params=ComplaintRateParams, needs=(Fact.SENDER_STANDING,))
+def complaint_rate(context: MessageContext, params: Mapping[str, Any]) -> Iterable[Finding]:
+    """Commercial mail of a sender whose commercial stream is paused (by an operator, or
+    automatically when its complaint rate reached `pause_at` over a window with at least
+    `min_delivered` delivered) waits; a rate at or above `warn_at` draws a warning.
+    Transactional mail is never paused."""
+    standing = context.sender_standing
+    if standing is None or not context.commercial:
+        return []
+    if context.message is None and context.message_class is MessageClass.MIXED:
+        return []  # a mixed stream's message declares its class at end of data
+    pause = standing.pause
+    if pause is not None:
+        since = pause.at.isoformat(timespec="seconds")
+        return [
+            Finding(
+                f"the sender's commercial stream is paused since {since} ({pause.source}):"
+                f" {pause.reason}",
+                {"paused_at": since, "source": pause.source, "reason": pause.reason},
+                reply_note=f"{COMPLAINT_RATE}: commercial mail of this sender is paused"
+                f" ({pause.reason}) until an operator resumes it",
+            )
+        ]
+    high = [
+        (window, rate)
+        for window, rate in standing.rates
+        if rate.delivered >= params["min_delivered"]
+        and rate.rate is not None
+        and rate.rate >= params["warn_at"]
+    ]
+    if not high:
+        return []
+    return [
+        Finding(
+            "complaint rate "
+            + ", ".join(f"{rate.rate:.2%} over {period_text(window)}" for window, rate in high)
+            + f" at or above {params['warn_at']:.1%}",
+            {
+                "rates": [
+                    {
+                        "window": period_text(window),
+                        "complaints": rate.complaints,
+                        "delivered": rate.delivered,
+                    }
+                    for window, rate in high
+                ]
+            },
+            advisory=True,
+        )
+    ]
