@@ -48,30 +48,24 @@ from relay.stores.models import (
     ConsentBasis,
     ConsentRecord,
     MessageClass,
-    SenderProfile,
     SuppressionEntry,
     SuppressionReason,
     SuppressionScope,
 )
 from relay.stores.sqlite import SqliteStores
 
-# The sender of tests/policy/builders.py (the bench does not import from tests/).
-KEY = bytes(range(32))  # fixed, so that a prepared --db file stays usable across runs
-LEGAL_NAME = "Shop Example Ltd"
-POSTAL_ADDRESS = "1 Market Street, Springfield, IL 62701"
-CONTACT = "service@shop.example"
-UNSUBSCRIBE_URL = "https://shop.example/unsubscribe/t0ken"
-UNSUBSCRIBE_MAILTO = "mailto:unsubscribe@shop.example?subject=unsubscribe"
-PRIVACY_URL = "https://shop.example/privacy"
-SENDER = SenderProfile(
-    sender_id="shop",
-    legal_name=LEGAL_NAME,
-    postal_address=POSTAL_ADDRESS,
-    contact=CONTACT,
-    verified_domains=("shop.example",),
-    default_jurisdiction="US",
-    users=("shop",),
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's sender
+from tests.policy.builders import (
+    CONTACT,
+    LEGAL_NAME,
+    POSTAL_ADDRESS,
+    PRIVACY_URL,
+    SENDER,
+    UNSUBSCRIBE_MAILTO,
+    UNSUBSCRIBE_URL,
 )
+
+KEY = bytes(range(32))  # fixed, so that a prepared --db file stays usable across runs
 MAIL_FROM = "bounces+bench@shop.example"
 CLIENT_ADDRESS = "192.0.2.10"
 CAMPAIGN = "newsletter"

@@ -6,12 +6,8 @@ var/feedback/unparsed/). A message left in the inbox by a crash is processed at 
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,9 +15,8 @@ import pytest
 from relay.rewrite.verp import verp_address
 from tests.feedback.reports import arf, bounce, original
 from tests.scenarios.compliance import add_shop_sender, relay_cli
-from tests.support.network import free_port
 from tests.support.polling import poll
-from tests.support.relay_process import RelayProcess
+from tests.support.relay_process import RelayProcess, serve_with_a_taken_port
 
 BOUNCE_DOMAIN = "bounces.shop.example"
 COMPLAINTS = "fbl@relay.test"
@@ -145,28 +140,10 @@ def test_a_message_left_by_a_crash_is_processed_at_start(relay):
 
 
 def test_feedback_port_in_use_stops_start_up_with_a_clear_message(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "relay", "serve"],
-            cwd=tmp_path,
-            env={
-                **os.environ,
-                "RELAY_SMTP__LISTEN": f"127.0.0.1:{free_port()}",
-                "RELAY_FEEDBACK__LISTEN": f"127.0.0.1:{port}",
-                "RELAY_HTTP__LISTEN": f"127.0.0.1:{free_port()}",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 1, result.stderr
-    assert f"cannot listen on 127.0.0.1:{port} ([feedback] listen): Address already" in (
-        result.stderr
-    )
-    assert "Traceback" not in result.stderr
+    port, stderr, status = serve_with_a_taken_port(tmp_path, "FEEDBACK")
+    assert status == 1, stderr
+    assert f"cannot listen on 127.0.0.1:{port} ([feedback] listen): Address already" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_smtplib_sees_the_refusal(relay):

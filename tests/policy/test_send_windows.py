@@ -38,8 +38,8 @@ def window(days: str, start: str, end: str) -> SendWindow:
     )
 
 
-def berlin(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=BERLIN).astimezone(UTC)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN).astimezone(UTC)
 
 
 MIDWEEK = window("tue,wed,thu", "10:00", "14:00")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,25 @@ class RelayProcess:
 
     def assert_no_traceback(self) -> None:
         assert "Traceback" not in self.log, self.log
+
+
+def serve_with_a_taken_port(directory: Path, section: str) -> tuple[int, str, int]:
+    """`relay serve` on free ports except `[section] listen`, whose port another socket holds:
+    (that port, relay's stderr, its exit status)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        ports = {name: free_port() for name in ("SMTP", "FEEDBACK", "HTTP")} | {section: port}
+        result = subprocess.run(
+            [*RELAY, "serve"],
+            cwd=directory,
+            env={
+                **os.environ,
+                **{f"RELAY_{name}__LISTEN": f"127.0.0.1:{p}" for name, p in ports.items()},
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    return port, result.stderr, result.returncode
