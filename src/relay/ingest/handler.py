@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -76,7 +76,7 @@ class SubmissionHandler:
         self._signer = signer
         self._hostname = hostname
         self._on_queued = on_queued
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def refuses_long_lines(self) -> bool:
@@ -116,9 +116,13 @@ class SubmissionHandler:
         """The transaction ended without a message: record its RCPT-time decisions."""
         if not transaction.pending_audit:
             return
-        task = asyncio.get_running_loop().create_task(self._checkpoint.flush(transaction))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        self._in_background(self._checkpoint.flush(transaction))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the reply, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def submit(
         self,
@@ -251,20 +255,27 @@ class SubmissionHandler:
                 f" user={envelope.auth_user}" if envelope.auth_user else "",
             )
             self._on_queued(envelope)
-        await tally(
-            self._stats,
-            datetime.now(UTC),
-            [
-                Tally(
-                    envelope.sender_id,
-                    envelope.campaign or "",
-                    Kind.ACCEPTED,
-                    len(envelope.recipients),
-                )
-                for envelope in spooled
-                if envelope.sender_id is not None
-            ],
-            [(envelope.queue_id, envelope.campaign) for envelope in spooled if envelope.campaign],
+        # The list-health figures are not part of what a 250 promises: counted after the reply.
+        self._in_background(
+            tally(
+                self._stats,
+                datetime.now(UTC),
+                [
+                    Tally(
+                        envelope.sender_id,
+                        envelope.campaign or "",
+                        Kind.ACCEPTED,
+                        len(envelope.recipients),
+                    )
+                    for envelope in spooled
+                    if envelope.sender_id is not None
+                ],
+                [
+                    (envelope.queue_id, envelope.campaign)
+                    for envelope in spooled
+                    if envelope.campaign
+                ],
+            )
         )
         more = f" and {len(spooled) - 1} more" if len(spooled) > 1 else ""
         return str(replies.QUEUED.but(f"Queued as {spooled[0].queue_id}{more}"))
