@@ -18,8 +18,10 @@ from relay.api import HttpServer, bind, create_app
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.config.types import HostPort
+from relay.delivery.backoff import BackoffTable
 from relay.delivery.mx import MxResolver
 from relay.delivery.queue_manager import QueueManager
+from relay.delivery.shaping import Shaping
 from relay.delivery.tls_policy import TlsPolicy
 from relay.feedback.delivery import DeliveryFeedback
 from relay.feedback.inbox import Inbox
@@ -107,6 +109,8 @@ async def serve(settings: Settings, source: str) -> None:
             settings.delivery,
             DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record,
             tls_policy=TlsPolicy(settings.dns, settings.delivery),
+            shaping=Shaping(settings.delivery.shaping, source),
+            backoff=BackoffTable.load(settings.delivery.backoff_file),
             paused=functools.partial(is_paused, stores),
         )
         handler = SubmissionHandler(

@@ -96,6 +96,19 @@ def test_embedded_defaults_are_valid(tmp_path):
         ('[delivery]\ntls = { "a.test" = "yes" }\n', "delivery.tls.a.test: Input should be"),
         ('[delivery]\nca_file = "/nonexistent.pem"\n', "delivery.ca_file: /nonexistent.pem: not"),
         ("[delivery]\nmta_sts_port = 0\n", "delivery.mta_sts_port: Input should be greater"),
+        ("[delivery]\nretry_jitter = 0.9\n", "delivery.retry_jitter: Input should be less"),
+        (
+            '[delivery.shaping.default]\nrate = ["5 per minute"]\n',
+            "delivery.shaping.default.rate[0]: '5 per minute' is not a rate",
+        ),
+        (
+            "[delivery.shaping.gmial]\nmax_connections = 2\n",
+            "delivery.shaping.gmial: neither an entry of",
+        ),
+        (
+            "[delivery.shaping.gmail]\nmax_connections = 0\n",
+            "delivery.shaping.gmail.max_connections: Input should be greater",
+        ),
         ('[smtp]\nlisen = "127.0.0.1:25"\n', "smtp.lisen: unknown key"),
         ('[feedback]\nlisten = "x:y"\n', "feedback.listen:"),
         ('[http]\nlisten = "127.0.0.1:0"\n', "http.listen:"),
@@ -121,6 +134,22 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith(f"{config}:smtp.max_recipients: ")
     assert lines[1].startswith(f"{config}:delivery.max_lifetime: ")
+
+
+def test_bad_backoff_table_names_its_file_and_rule(tmp_path):
+    table = write(
+        tmp_path / "backoff.toml",
+        '[[rules]]\nname = "x"\ntext = "(unclosed"\naction = "slow"\n'
+        '[[rules]]\nname = "y"\naction = "shout"\n',
+    )
+    config = write(tmp_path / "relay.toml", f'[delivery]\nbackoff_file = "{table}"\n')
+    for command in ("check-config", "serve"):
+        result = run_relay(command, "--config", str(config), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        problems = [line for line in result.stderr.splitlines() if line.startswith(str(table))]
+        assert problems[0].startswith(f"{table}:rules[0].text: not a regular expression")
+        assert problems[1].startswith(f"{table}:rules[1].action: Input should be 'slow'")
+        assert "Traceback" not in result.stderr
 
 
 def test_invalid_toml_and_missing_file(tmp_path):

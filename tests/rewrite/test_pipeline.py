@@ -70,9 +70,9 @@ def test_a_withdrawn_copy_leaves_neither_file_nor_index_row(tmp_path):
                 auth_user=None,
             )
             await spool.accept(envelope, b"Subject: x\r\n\r\nbody\r\n")
-            assert await spool.due()
+            assert await spool.queued()
             await spool.withdraw(envelope.queue_id)
-            return await spool.due(), list((tmp_path / "spool" / "queue").iterdir())
+            return await spool.queued(), list((tmp_path / "spool" / "queue").iterdir())
         finally:
             await spool.close()
 

@@ -44,8 +44,7 @@ class RelayProcess:
                 "delivery": {
                     "helo_name": "relay.test",
                     "retry_schedule": ["1s"],
-                    "connect_timeout": "5s",
-                    "command_timeout": "10s",
+                    "shaping": {"default": {"connect_timeout": "5s", "command_timeout": "10s"}},
                 },
             },
             config,

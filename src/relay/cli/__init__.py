@@ -11,6 +11,8 @@ import click
 
 from relay import __version__
 from relay.config import Settings, load_settings
+from relay.delivery.backoff import BackoffTable
+from relay.delivery.shaping import Shaping
 from relay.errors import AuditError, ConfigError, SpoolError, StoreUnavailable
 from relay.ingest.auth import hash_password
 from relay.ingest.tls import listener_context
@@ -84,6 +86,8 @@ def check_config_command(config_path: Path | None) -> None:
         listener_context(settings, source, generate=False)
         load_policies(policy_paths(settings.policy.files))
         load_keys(settings.dkim, source)
+        Shaping(settings.delivery.shaping, source)
+        BackoffTable.load(settings.delivery.backoff_file)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)

@@ -19,7 +19,14 @@ from pydantic_settings import (
 from relay.config.model import Settings
 from relay.errors import ConfigError
 
-__all__ = ["EMBEDDED_DEFAULTS", "ENV_PREFIX", "load_settings"]
+__all__ = [
+    "EMBEDDED_DEFAULTS",
+    "ENV_PREFIX",
+    "describe_error",
+    "key_path",
+    "load_settings",
+    "read_toml",
+]
 
 ENV_PREFIX = "RELAY_"
 ENV_NESTED_DELIMITER = "__"
@@ -48,20 +55,21 @@ class _EnvironmentSettings(Settings, BaseSettings):
         return (env_settings, init_settings)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "configuration file") -> dict[str, Any]:
+    """The TOML file's tables; ConfigError `FILE: problem` when it cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the configuration file: {exc.strerror}"]) from None
+        raise ConfigError([f"{path}: cannot read the {what}: {exc.strerror}"]) from None
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: the configuration file is not UTF-8 text"]) from None
+        raise ConfigError([f"{path}: the {what} is not UTF-8 text"]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
 
 
-def _key_path(location: tuple[int | str, ...]) -> str:
+def key_path(location: tuple[int | str, ...]) -> str:
     key = ""
     for part in location:
         if isinstance(part, int):
@@ -83,7 +91,7 @@ def _origin(location: tuple[int | str, ...], source: str) -> str:
     return source
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown key (check its spelling and section)"
@@ -95,7 +103,7 @@ def _describe(error: dict[str, Any]) -> str:
 def load_settings(path: Path | None) -> tuple[Settings, str]:
     """Return the validated settings and the name of their source (file or embedded defaults)."""
     source = str(path) if path is not None else EMBEDDED_DEFAULTS
-    data = _read_toml(path) if path is not None else {}
+    data = read_toml(path) if path is not None else {}
     try:
         loaded = _EnvironmentSettings(**data)
     except ValidationError as exc:
@@ -103,7 +111,7 @@ def load_settings(path: Path | None) -> tuple[Settings, str]:
         for error in exc.errors():
             location = tuple(error["loc"])
             problems.append(
-                f"{_origin(location, source)}:{_key_path(location)}: {_describe(dict(error))}"
+                f"{_origin(location, source)}:{key_path(location)}: {describe_error(dict(error))}"
             )
         raise ConfigError(problems) from None
     except SettingsError as exc:

@@ -12,7 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from relay.config.types import Duration, HostPort, HostPortValue, PasswordHash, RouteValue
+from relay.config.types import (
+    Duration,
+    HostPort,
+    HostPortValue,
+    PasswordHash,
+    RateValue,
+    RouteValue,
+)
 
 __all__ = [
     "AuditSettings",
@@ -24,7 +31,9 @@ __all__ = [
     "HttpSettings",
     "PolicySettings",
     "RewriteSettings",
+    "SenderLimits",
     "Settings",
+    "ShapingEntry",
     "SmtpSettings",
     "SmtpUser",
     "SpoolSettings",
@@ -96,6 +105,31 @@ class DnsSettings(_Section):
         return servers
 
 
+class SenderLimits(_Section):
+    """What one sender may use of a destination (unset: only the destination's limits)."""
+
+    max_connections: Annotated[int, Field(ge=1)] | None = None
+    rate: list[RateValue] = Field(default_factory=list)
+
+
+class ShapingEntry(_Section):
+    """How hard relay may push one destination (relay.delivery.shaping): "default", a provider
+    (an entry with mx_suffixes) or a domain. Unset keys come from "default"."""
+
+    mx_suffixes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]] | None = None
+    max_connections: Annotated[int, Field(ge=1)] | None = None
+    messages_per_connection: Annotated[int, Field(ge=1)] | None = None
+    rate: list[RateValue] | None = None  # e.g. ["600/1m", "20000/1h"]
+    connect_timeout: Duration | None = None
+    command_timeout: Duration | None = None
+    per_sender: SenderLimits | None = None
+
+    @field_validator("mx_suffixes")
+    @classmethod
+    def _lowercase_suffixes(cls, suffixes: list[str] | None) -> list[str] | None:
+        return None if suffixes is None else [s.lower().strip(".") for s in suffixes]
+
+
 class DeliverySettings(_Section):
     routes: dict[str, RouteValue] = Field(default_factory=dict)
     retry_schedule: Annotated[list[Duration], Field(min_length=1)] = Field(
@@ -106,14 +140,18 @@ class DeliverySettings(_Section):
             timedelta(hours=2),
         ]
     )
+    # Each retry interval is stretched or shortened at random by up to this fraction, so that
+    # mail deferred together does not come back together.
+    retry_jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.2
     max_lifetime: Duration = timedelta(days=5)
     helo_name: str = Field(default_factory=socket.getfqdn)
     port: Annotated[int, Field(gt=0, lt=65536)] = 25
-    connect_timeout: Duration = timedelta(seconds=30)
-    command_timeout: Duration = timedelta(minutes=5)
     max_deliveries: Annotated[int, Field(ge=1)] = 100
-    max_connections_per_destination: Annotated[int, Field(ge=1)] = 20
     idle_connection_timeout: Duration = timedelta(seconds=5)
+    # Per destination limits over the shipped config/shaping.toml, entry by entry and key by key.
+    shaping: dict[str, ShapingEntry] = Field(default_factory=dict)
+    # The reply -> backoff table; default: config/backoff.toml shipped with relay.
+    backoff_file: Path | None = None
     # The addresses receivers see relay's mail come from (SPF must authorise them; relay
     # dns-check and MBP-SPF-PASS evaluate the envelope domain's SPF against each).
     egress_addresses: list[IPAddress] = Field(default_factory=list)
@@ -127,7 +165,7 @@ class DeliverySettings(_Section):
     # Port of the MTA-STS policy servers (https://mta-sts.<domain>/); 443 except in tests.
     mta_sts_port: Annotated[int, Field(gt=0, lt=65536)] = 443
 
-    @field_validator("routes", "tls")
+    @field_validator("routes", "tls", "shaping")
     @classmethod
     def _lowercase_domains(cls, by_domain: dict[str, object]) -> dict[str, object]:
         return {domain.lower().rstrip("."): value for domain, value in by_domain.items()}

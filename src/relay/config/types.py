@@ -11,7 +11,16 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 from pydantic_settings import NoDecode
 
-__all__ = ["Duration", "HostPort", "HostPortValue", "PasswordHash", "Route", "RouteValue"]
+__all__ = [
+    "Duration",
+    "HostPort",
+    "HostPortValue",
+    "PasswordHash",
+    "Rate",
+    "RateValue",
+    "Route",
+    "RouteValue",
+]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,6 +43,32 @@ def _format_duration(value: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration), PlainSerializer(_format_duration)]
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `amount` messages in any `period` seconds, written "amount/period": "600/1m"."""
+
+    amount: int
+    period: int
+
+    def __str__(self) -> str:
+        return f"{self.amount}/{self.period}s"
+
+
+def _parse_rate(value: object) -> Rate:
+    if isinstance(value, Rate):
+        return value
+    amount, slash, period = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if not slash or not amount.strip().isdigit() or int(amount) < 1:
+        raise ValueError(f'{value!r} is not a rate: use messages/duration, e.g. "600/1m"')
+    seconds = int(_parse_duration(period).total_seconds())
+    if seconds < 1:
+        raise ValueError(f"{value!r}: the period must be at least 1s")
+    return Rate(int(amount), seconds)
+
+
+RateValue = Annotated[Rate, BeforeValidator(_parse_rate), PlainSerializer(str)]
 
 
 @dataclass(frozen=True, slots=True)

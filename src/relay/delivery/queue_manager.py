@@ -1,9 +1,15 @@
-"""The queue manager: picks due messages from the spool, delivers each recipient group to its
-destination, records one outcome per recipient and schedules the retry, bounce or expiry.
+"""The queue manager: turns spooled messages into jobs (one message's recipients at one domain),
+runs the jobs the scheduler hands out, records one outcome per recipient and schedules the retry,
+bounce or expiry.
 
 Recipient outcomes (DESIGN §3): success -> delivered; 5xx or permanent DNS failure -> bounced
-with a DSN; 4xx or no connection -> retried on [delivery] retry_schedule until max_lifetime,
-then expired with a DSN. A DSN is queued like any other message, from the null reverse path.
+with a DSN; 4xx or no connection -> retried on [delivery] retry_schedule (with jitter) until
+max_lifetime, then expired with a DSN. A DSN is queued like any other message, from the null
+reverse path, and goes ahead of bulk mail.
+
+Destinations (relay.delivery.shaping) limit connections, messages per connection and rates; the
+replies of each attempt (relay.delivery.backoff) slow a destination down, suspend it, or pause
+one sender there, and sustained success restores its pace. Every change is logged.
 
 Commercial (and mixed) mail of a paused sender (relay.policy.standing) is not attempted: it is
 looked at again every PAUSE_RECHECK seconds, its attempts and retry schedule untouched, so the
@@ -15,17 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from itertools import count
 
 from relay.config.model import DeliverySettings
+from relay.delivery.backoff import BackoffAction, BackoffRule, BackoffTable
 from relay.delivery.dsn import FailedRecipient, build_dsn
 from relay.delivery.mx import MxResolver
-from relay.delivery.smtp_client import ConnectionPool
+from relay.delivery.scheduler import Job, Lane, Scheduler
+from relay.delivery.shaping import Shaping
+from relay.delivery.smtp_client import ConnectionPool, SessionLimits
 from relay.delivery.tls_policy import TlsPolicy
 from relay.errors import DeliveryError, SpoolError, StoreUnavailable
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
@@ -42,10 +50,24 @@ PauseCheck = Callable[[str], Awaitable[bool]]
 
 PAUSE_RECHECK = 60.0  # seconds between looks at the queued mail of a paused sender
 _PAUSABLE = ("commercial", "mixed")  # MessageClass values whose mail a pause holds
+_DESTINATION_TTL = 3600.0  # seconds a domain's destination (its provider) is remembered
+_UNRESOLVED_TTL = 60.0  # ... when DNS could not tell: the domain is its own destination
+_LOOKUPS = 32  # MX lookups for destinations at once
+_SEVERITY = {BackoffAction.SLOW: 1, BackoffAction.SUSPEND: 2, BackoffAction.PAUSE_SENDER: 3}
 
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
+
+
+def _job_sender(sender_id: str | None, mail_from: str) -> str:
+    """Whose mail a job is, for fairness and per-sender limits: the sender profile, else the
+    envelope sender's domain ("<>" for relay's own DSNs)."""
+    return sender_id or _domain(mail_from) or "<>"
+
+
+def _transactional(message_class: str | None, mail_from: str) -> bool:
+    return message_class == "transactional" or not mail_from
 
 
 class QueueManager:
@@ -57,6 +79,8 @@ class QueueManager:
         on_outcomes: OutcomeListener | None = None,
         *,
         tls_policy: TlsPolicy,
+        shaping: Shaping,
+        backoff: BackoffTable,
         paused: PauseCheck | None = None,
     ) -> None:
         self._spool = spool
@@ -65,15 +89,14 @@ class QueueManager:
         self._on_outcomes = on_outcomes
         self._resolver = resolver
         self._settings = settings
+        self._shaping = shaping
+        self._backoff = backoff
         self._pool = ConnectionPool(settings)
-        self._heap: list[tuple[float, int, str]] = []
-        self._sequence = count()
-        self._scheduled: dict[str, float] = {}
-        self._active: set[str] = set()
-        self._slots = asyncio.Semaphore(settings.max_deliveries)
-        self._per_destination: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(settings.max_connections_per_destination)
-        )
+        self._scheduler = Scheduler()
+        self._destinations: dict[str, tuple[str, float]] = {}  # domain -> (name, until)
+        self._resolving: dict[str, list[Job]] = {}
+        self._lookups = asyncio.Semaphore(_LOOKUPS)
+        self._running = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -82,9 +105,18 @@ class QueueManager:
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Schedule every message with a non-final recipient, then start running."""
-        for queue_id, due_at in await self._spool.due():
-            self._schedule(queue_id, due_at)
+        """Schedule every queued recipient, as the spool index has them, then start running."""
+        for group in await self._spool.queued():
+            self._scheduler.add(
+                Job(
+                    group.queue_id,
+                    group.domain,
+                    _job_sender(group.sender_id, group.mail_from),
+                    transactional=_transactional(group.message_class, group.mail_from),
+                    cost=group.recipients if group.verp else 1,
+                    due_at=group.due_at,
+                )
+            )
         self._runner = asyncio.create_task(self._run(), name="queue-manager")
         self._reaper = asyncio.create_task(self._reap_idle(), name="idle-connections")
 
@@ -104,40 +136,87 @@ class QueueManager:
     # -- scheduling -------------------------------------------------------------------------
 
     def enqueue(self, envelope: Envelope) -> None:
-        """A message was just spooled: try it now, or when its first recipient is released."""
+        """A message was just spooled: a job per domain, due now or when its first recipient
+        there is released."""
         now = time.time()
-        self._schedule(
-            envelope.queue_id, min(envelope.not_before.get(r, now) for r in envelope.recipients)
-        )
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for recipient in envelope.recipients:
+            by_domain[_domain(recipient)].append(recipient)
+        sender = _job_sender(envelope.sender_id, envelope.mail_from)
+        transactional = _transactional(envelope.message_class, envelope.mail_from)
+        for domain, recipients in by_domain.items():
+            self._scheduler.add(
+                Job(
+                    envelope.queue_id,
+                    domain,
+                    sender,
+                    transactional=transactional,
+                    cost=len(recipients) if envelope.verp_domain else 1,
+                    due_at=min(envelope.not_before.get(r, now) for r in recipients),
+                )
+            )
+        self._wake.set()
 
-    def _schedule(self, queue_id: str, due_at: float) -> None:
-        current = self._scheduled.get(queue_id)
-        if current is not None and current <= due_at:
-            return
-        self._scheduled[queue_id] = due_at
-        heapq.heappush(self._heap, (due_at, next(self._sequence), queue_id))
-        if self._heap[0][2] == queue_id:
-            self._wake.set()
+    def _reschedule(self, job: Job, due_at: float) -> None:
+        job.due_at = due_at
+        self._scheduler.add(job)
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
             now = time.time()
-            while self._heap and self._heap[0][0] <= now:
-                due_at, _, queue_id = heapq.heappop(self._heap)
-                if self._scheduled.get(queue_id) != due_at:
-                    continue  # superseded by an earlier schedule
-                del self._scheduled[queue_id]
-                if queue_id in self._active:
-                    continue  # the running attempt reschedules it
-                await self._slots.acquire()
-                self._active.add(queue_id)
-                task = asyncio.create_task(self._attempt(queue_id), name=f"deliver-{queue_id}")
+            for job in self._scheduler.pop_due(now):
+                self._route(job, now)
+            while self._running < self._settings.max_deliveries:
+                taken = await self._scheduler.take(now)
+                if taken is None:
+                    break
+                job, lane = taken
+                self._running += 1
+                task = asyncio.create_task(self._attempt(job, lane), name=f"deliver-{job}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             self._wake.clear()
-            timeout = self._heap[0][0] - time.time() if self._heap else None
+            # At max_deliveries only a finished attempt (which sets _wake) frees a slot.
+            wake_at = (
+                self._scheduler.next_wake()
+                if self._running < self._settings.max_deliveries
+                else None
+            )
+            timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _route(self, job: Job, now: float) -> None:
+        """Put a due job in its destination's queue, learning the destination first if needed."""
+        known = self._destinations.get(job.domain)
+        if known is not None and known[1] > now:
+            self._scheduler.place(job, self._lane(known[0]))
+            return
+        waiting = self._resolving.get(job.domain)
+        if waiting is not None:
+            waiting.append(job)
+            return
+        self._resolving[job.domain] = [job]
+        task = asyncio.create_task(self._learn_destination(job.domain), name=f"mx-{job.domain}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _learn_destination(self, domain: str) -> None:
+        async with self._lookups:
+            try:
+                name = self._shaping.destination_of(await self._resolver.destination(domain))
+                ttl = _DESTINATION_TTL
+            except DeliveryError:
+                name, ttl = domain, _UNRESOLVED_TTL  # the attempt reports the DNS failure
+        self._destinations[domain] = (name, time.time() + ttl)
+        lane = self._lane(name)
+        for job in self._resolving.pop(domain):
+            self._scheduler.place(job, lane)
+        self._wake.set()
+
+    def _lane(self, name: str) -> Lane:
+        return self._scheduler.lane(name, self._shaping.limits(name))
 
     async def _reap_idle(self) -> None:
         idle = self._settings.idle_connection_timeout.total_seconds()
@@ -147,20 +226,22 @@ class QueueManager:
 
     # -- one attempt ------------------------------------------------------------------------
 
-    async def _attempt(self, queue_id: str) -> None:
+    async def _attempt(self, job: Job, lane: Lane) -> None:
         try:
-            await self._deliver(queue_id)
+            await self._deliver(job, lane)
         except SpoolError as exc:
-            log.error("%s: delivery attempt failed: %s; retrying in 60s", queue_id, exc)
-            self._schedule(queue_id, time.time() + 60)
+            log.error("%s: delivery attempt failed: %s; retrying in 60s", job.queue_id, exc)
+            self._reschedule(job, time.time() + 60)
         except Exception:
-            log.exception("%s: unexpected error during delivery; retrying in 60s", queue_id)
-            self._schedule(queue_id, time.time() + 60)
+            log.exception("%s: unexpected error during delivery; retrying in 60s", job.queue_id)
+            self._reschedule(job, time.time() + 60)
         finally:
-            self._active.discard(queue_id)
-            self._slots.release()
+            self._running -= 1
+            self._scheduler.release(lane, job)
+            self._wake.set()
 
-    async def _deliver(self, queue_id: str) -> None:
+    async def _deliver(self, job: Job, lane: Lane) -> None:
+        queue_id = job.queue_id
         try:
             (envelope, content), pending = await asyncio.gather(
                 self._spool.load(queue_id), self._spool.pending(queue_id)
@@ -172,29 +253,25 @@ class QueueManager:
             await self._spool.remove(queue_id)
             return
         started = time.time()
-        due = [recipient for recipient in pending if recipient.next_attempt_at <= started]
-        later = [r.next_attempt_at for r in pending if r.next_attempt_at > started]
+        mine = [recipient for recipient in pending if _domain(recipient.address) == job.domain]
+        due = [recipient for recipient in mine if recipient.next_attempt_at <= started]
+        later = [r.next_attempt_at for r in mine if r.next_attempt_at > started]
         if not due:
-            self._schedule(queue_id, min(later))
+            if later:
+                self._reschedule(job, min(later))
             return
         if await self._waits(envelope):
-            self._schedule(queue_id, started + PAUSE_RECHECK)
+            self._reschedule(job, started + PAUSE_RECHECK)
             return
         attempts = {recipient.address: recipient.attempts for recipient in due}
-        by_domain: dict[str, list[str]] = defaultdict(list)
-        for recipient in due:
-            by_domain[_domain(recipient.address)].append(recipient.address)
-        groups = await asyncio.gather(
-            *(
-                self._deliver_to_domain(domain, envelope, recipients, content)
-                for domain, recipients in by_domain.items()
-            )
+        results = await self._deliver_to_domain(
+            lane, envelope, [recipient.address for recipient in due], content
         )
         now = time.time()
+        held_until = self._observe(lane, job, results, now)
         outcomes = [
-            self._outcome(envelope, address, result, attempts[address], now)
-            for group in groups
-            for address, result in group.items()
+            self._outcome(envelope, address, result, attempts[address], now, held_until)
+            for address, result in results.items()
         ]
         failures = [
             FailedRecipient(address, result, expired=state is RecipientState.EXPIRED)
@@ -210,10 +287,10 @@ class QueueManager:
             self._log(envelope, address, state, result, next_attempt_at, now)
         if self._on_outcomes is not None:
             await self._on_outcomes(envelope, outcomes)
-        if remaining:
-            retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
-            self._schedule(queue_id, min([*retries, *later], default=now))
-        else:
+        retries = [at for _, state, _, at in outcomes if state is RecipientState.QUEUED]
+        if retries or later:
+            self._reschedule(job, min([*retries, *later]))
+        elif not remaining:
             await self._spool.remove(queue_id)
 
     async def _waits(self, envelope: Envelope) -> bool:
@@ -234,13 +311,20 @@ class QueueManager:
         return paused
 
     async def _deliver_to_domain(
-        self, domain: str, envelope: Envelope, recipients: list[str], content: bytes
+        self, lane: Lane, envelope: Envelope, recipients: list[str], content: bytes
     ) -> dict[str, DeliveryResult]:
         try:
-            destination = await self._resolver.destination(domain)
+            destination = await self._resolver.destination(_domain(recipients[0]))
             plan = await self._tls_policy.plan(destination)
         except DeliveryError as exc:
             return dict.fromkeys(recipients, DeliveryResult(exc.status, exc.diagnostic))
+        limits = SessionLimits(
+            destination=lane.name,
+            max_open=lane.max_connections,
+            messages_per_connection=lane.limits.messages_per_connection,
+            connect_timeout=lane.limits.connect_timeout,
+            command_timeout=lane.limits.command_timeout,
+        )
         # One SMTP transaction per return path: the recipients share the mailer's, but under
         # VERP each has its own. When a host fails, the next one gets only the transactions
         # not yet completed, so no recipient is sent the message twice.
@@ -249,18 +333,17 @@ class QueueManager:
             transactions[envelope.return_path(recipient)].append(recipient)
         results: dict[str, DeliveryResult] = {}
         last_failure: DeliveryError | None = None
-        async with self._per_destination[domain]:
-            for host in plan.hosts:
-                try:
-                    for return_path, batch in list(transactions.items()):
-                        results |= await self._pool.send(
-                            host, envelope, return_path, batch, content, plan.required_by
-                        )
-                        del transactions[return_path]
-                    return results
-                except DeliveryError as exc:
-                    log.info("%s: %s; trying the next host", envelope.queue_id, exc.diagnostic)
-                    last_failure = exc
+        for host in plan.hosts:
+            try:
+                for return_path, batch in list(transactions.items()):
+                    results |= await self._pool.send(
+                        host, envelope, return_path, batch, content, limits, plan.required_by
+                    )
+                    del transactions[return_path]
+                return results
+            except DeliveryError as exc:
+                log.info("%s: %s; trying the next host", envelope.queue_id, exc.diagnostic)
+                last_failure = exc
         assert last_failure is not None
         failure = DeliveryResult(
             last_failure.status, last_failure.diagnostic, last_failure.remote_mta
@@ -268,21 +351,93 @@ class QueueManager:
         left = [recipient for batch in transactions.values() for recipient in batch]
         return results | dict.fromkeys(left, failure)
 
+    def _observe(
+        self, lane: Lane, job: Job, results: dict[str, DeliveryResult], now: float
+    ) -> dict[str, float]:
+        """Let the replies of an attempt set the destination's pace (config/backoff.toml);
+        return the recipients kept queued by a pause of their sender there, with its end."""
+        matched: dict[DeliveryResult, BackoffRule] = {}
+        for result in set(results.values()):
+            rule = self._backoff.match(result)
+            if rule is not None:
+                matched[result] = rule
+        if not matched:
+            succeeded = any(result.success for result in results.values())
+            if succeeded and lane.pace.succeed(self._backoff.recovery):
+                self._log_pace(lane, "recovering after sustained success")
+                self._scheduler.wake(lane)
+            return {}
+        result, rule = max(matched.items(), key=lambda item: _SEVERITY[item[1].action])
+        why = f"{rule.name}: {result.diagnostic}"
+        if rule.action is BackoffAction.PAUSE_SENDER:
+            until = now + rule.duration.total_seconds()
+            if lane.paused_senders.get(job.sender, 0.0) < until:
+                lane.paused_senders[job.sender] = until
+                log.warning(
+                    "destination %s: sender %s paused there for %ds (%s); its mail to %s waits,"
+                    " other senders' goes on",
+                    lane.name,
+                    job.sender,
+                    rule.duration.total_seconds(),
+                    why,
+                    lane.name,
+                )
+            paused = lane.paused_senders[job.sender]
+            return {
+                address: paused
+                for address, outcome in results.items()
+                if matched.get(outcome) is rule
+            }
+        if lane.pace.slow(self._backoff.recovery, now):
+            self._log_pace(lane, f"slowed down ({why})")
+        if rule.action is BackoffAction.SUSPEND and lane.pace.suspend(
+            now + rule.duration.total_seconds()
+        ):
+            log.warning(
+                "destination %s: suspended for %ds (%s)",
+                lane.name,
+                rule.duration.total_seconds(),
+                why,
+            )
+        return {}
+
+    @staticmethod
+    def _log_pace(lane: Lane, why: str) -> None:
+        rates = ", ".join(f"{amount}/{period}s" for amount, period in lane.rates()) or "no rate"
+        log.warning(
+            "destination %s: %s; now %d%% of its limits: %d connections, %s",
+            lane.name,
+            why,
+            round(lane.pace.factor * 100),
+            lane.max_connections,
+            rates,
+        )
+
     def _outcome(
-        self, envelope: Envelope, address: str, result: DeliveryResult, attempts: int, now: float
+        self,
+        envelope: Envelope,
+        address: str,
+        result: DeliveryResult,
+        attempts: int,
+        now: float,
+        held_until: dict[str, float],
     ) -> Outcome:
         if result.success:
             return address, RecipientState.DELIVERED, result, now
-        if result.permanent:
+        held = held_until.get(address)
+        if result.permanent and held is None:
             return address, RecipientState.BOUNCED, result, now
         # A recipient held for a send-time window lives from its release on.
         born = envelope.not_before.get(address, envelope.received_at)
         deadline = born + self._settings.max_lifetime.total_seconds()
         if now >= deadline:
             return address, RecipientState.EXPIRED, result, now
-        schedule = self._settings.retry_schedule
-        delay = schedule[min(attempts, len(schedule) - 1)].total_seconds()
-        return address, RecipientState.QUEUED, result, min(now + delay, deadline)
+        if held is None:
+            schedule = self._settings.retry_schedule
+            jitter = self._settings.retry_jitter
+            delay = schedule[min(attempts, len(schedule) - 1)].total_seconds()
+            held = now + delay * random.uniform(1 - jitter, 1 + jitter)
+        return address, RecipientState.QUEUED, result, min(held, deadline)
 
     @staticmethod
     def _log(

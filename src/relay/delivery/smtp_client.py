@@ -13,11 +13,13 @@ for the MX name under [delivery] ca_file, or the host fails with 4.7.10 before M
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import aiosmtplib
 
@@ -27,7 +29,7 @@ from relay.delivery.tls_policy import TLS_NEEDED, verifying_context
 from relay.errors import TemporaryFailure
 from relay.spool.records import DeliveryResult, Envelope
 
-__all__ = ["ConnectionPool"]
+__all__ = ["ConnectionPool", "SessionLimits"]
 
 log = logging.getLogger("relay.delivery")
 
@@ -59,11 +61,32 @@ def _needs_smtputf8(
     return not content[: header_end if header_end >= 0 else len(content)].isascii()
 
 
-_PoolKey = tuple[str, int, str | None]
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """What the destination (relay.delivery.shaping) allows the connections to its hosts."""
+
+    destination: str
+    max_open: int  # connections open at once, idle ones included
+    messages_per_connection: int
+    connect_timeout: float  # seconds
+    command_timeout: float
 
 
-def _key(host: MailHost, required_by: str | None) -> _PoolKey:
-    return (host.address, host.port, host.name if required_by is not None else None)
+# Idle connections by (destination, address, port, the name their certificate was verified for).
+_PoolKey = tuple[str, str, int, str | None]
+
+
+def _key(destination: str, host: MailHost, required_by: str | None) -> _PoolKey:
+    return (destination, host.address, host.port, host.name if required_by is not None else None)
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    client: aiosmtplib.SMTP
+    destination: str
+    sent: int = 0  # transactions over it
+    idle_since: float = 0.0
+    closed: bool = False
 
 
 class _StaleConnection(Exception):
@@ -71,12 +94,13 @@ class _StaleConnection(Exception):
 
 
 class ConnectionPool:
-    """Open connections per host, reused for the next transaction while idle."""
+    """Open connections per host, reused for the next transaction while idle; never more open
+    to a destination than it allows, nor used for more messages than it allows."""
 
     def __init__(self, settings: DeliverySettings) -> None:
         self._settings = settings
-        # Idle connections by (address, port, the name their certificate was verified for).
-        self._idle: dict[_PoolKey, list[tuple[float, aiosmtplib.SMTP]]] = defaultdict(list)
+        self._idle: dict[_PoolKey, list[_Connection]] = defaultdict(list)
+        self._open: defaultdict[str, int] = defaultdict(int)
         self._tls = ssl.create_default_context()
         # Opportunistic STARTTLS (RFC 3207): encrypt when offered, without authenticating the
         # server, as MTAs do when neither DANE nor MTA-STS applies.
@@ -84,37 +108,72 @@ class ConnectionPool:
         self._tls.verify_mode = ssl.CERT_NONE
         self._verifying = verifying_context(settings.ca_file)
 
-    async def _connect(self, host: MailHost, required_by: str | None) -> aiosmtplib.SMTP:
+    def open_connections(self, destination: str) -> int:
+        return self._open.get(destination, 0)
+
+    async def _connect(
+        self, host: MailHost, required_by: str | None, limits: SessionLimits
+    ) -> _Connection:
+        await self._make_room(limits)
         client = aiosmtplib.SMTP(
             hostname=host.address,
             port=host.port,
             local_hostname=self._settings.helo_name,
-            timeout=self._settings.command_timeout.total_seconds(),
+            timeout=limits.command_timeout,
             start_tls=None if required_by is None else False,
             tls_context=self._tls,
         )
+        connection = _Connection(client, limits.destination)
+        self._open[limits.destination] += 1
         try:
-            await asyncio.wait_for(
-                client.connect(), timeout=self._settings.connect_timeout.total_seconds()
-            )
+            await asyncio.wait_for(client.connect(), timeout=limits.connect_timeout)
         except TimeoutError:
-            client.close()
+            self._close(connection)
             raise TemporaryFailure("4.4.1", f"connect to {host}: timed out", host.name) from None
         except aiosmtplib.SMTPResponseException as exc:
-            client.close()
+            self._close(connection)
             raise TemporaryFailure(
                 "4.4.1", f"{host} refused the session: {exc.code} {exc.message}", host.name
             ) from None
         except _CONNECTION_ERRORS as exc:
-            client.close()
+            self._close(connection)
             raise TemporaryFailure("4.4.1", f"connect to {host}: {exc}", host.name) from None
         if required_by is not None:
             try:
                 await self._verified_starttls(client, host, required_by)
             except TemporaryFailure:
-                client.close()
+                self._close(connection)
                 raise
-        return client
+        return connection
+
+    async def _make_room(self, limits: SessionLimits) -> None:
+        """Before opening a connection to a full destination, QUIT its longest idle one."""
+        if self._open[limits.destination] < limits.max_open:
+            return
+        idle = [
+            (connection.idle_since, key, connection)
+            for key, connections in self._idle.items()
+            if key[0] == limits.destination
+            for connection in connections
+        ]
+        if idle:
+            _, key, oldest = min(idle, key=lambda item: item[0])
+            self._idle[key].remove(oldest)
+            await self._quit(oldest)
+
+    def _close(self, connection: _Connection) -> None:
+        connection.client.close()
+        if connection.closed:
+            return
+        connection.closed = True
+        self._open[connection.destination] -= 1
+        if not self._open[connection.destination]:
+            del self._open[connection.destination]
+
+    async def _quit(self, connection: _Connection) -> None:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await asyncio.wait_for(connection.client.quit(), timeout=5)
+        self._close(connection)
 
     async def _verified_starttls(
         self, client: aiosmtplib.SMTP, host: MailHost, required_by: str
@@ -148,33 +207,44 @@ class ConnectionPool:
             ) from None
 
     async def _acquire(
-        self, host: MailHost, required_by: str | None
-    ) -> tuple[aiosmtplib.SMTP, bool]:
+        self, host: MailHost, required_by: str | None, limits: SessionLimits
+    ) -> tuple[_Connection, bool]:
         """A connection to host and whether it was reused."""
-        idle = self._idle[_key(host, required_by)]
+        idle = self._idle[_key(limits.destination, host, required_by)]
         while idle:
-            _, client = idle.pop()
-            if client.is_connected:
-                return client, True
-        return await self._connect(host, required_by), False
+            connection = idle.pop()
+            if connection.client.is_connected:
+                return connection, True
+            self._close(connection)
+        return await self._connect(host, required_by, limits), False
 
-    def _release(self, host: MailHost, required_by: str | None, client: aiosmtplib.SMTP) -> None:
-        if client.is_connected:
-            self._idle[_key(host, required_by)].append((time.monotonic(), client))
+    async def _release(
+        self,
+        host: MailHost,
+        required_by: str | None,
+        limits: SessionLimits,
+        connection: _Connection,
+    ) -> None:
+        if not connection.client.is_connected:
+            self._close(connection)
+        elif connection.sent >= limits.messages_per_connection:
+            await self._quit(connection)
+        else:
+            connection.idle_since = time.monotonic()
+            self._idle[_key(limits.destination, host, required_by)].append(connection)
 
     async def close_idle(self, older_than: float = 0.0) -> None:
         """QUIT connections idle for longer than `older_than` seconds."""
         now = time.monotonic()
-        closing: list[aiosmtplib.SMTP] = []
+        closing: list[_Connection] = []
         for key, idle in list(self._idle.items()):
-            keep = [(since, client) for since, client in idle if now - since < older_than]
-            closing.extend(client for since, client in idle if now - since >= older_than)
-            self._idle[key] = keep
-        for client in closing:
-            try:
-                await asyncio.wait_for(client.quit(), timeout=5)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+            closing.extend(c for c in idle if now - c.idle_since >= older_than)
+            keep = [c for c in idle if now - c.idle_since < older_than]
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        await asyncio.gather(*(self._quit(connection) for connection in closing))
 
     async def send(
         self,
@@ -183,33 +253,35 @@ class ConnectionPool:
         return_path: str,
         recipients: list[str],
         content: bytes,
+        limits: SessionLimits,
         required_by: str | None = None,
     ) -> dict[str, DeliveryResult]:
         """Run one transaction from `return_path`; return a result per recipient. Raises
         TemporaryFailure when the host could not be reached, did not give the TLS that
         `required_by` (if any) demands, or dropped the connection before answering for
         everyone."""
-        client, reused = await self._acquire(host, required_by)
+        connection, reused = await self._acquire(host, required_by, limits)
         try:
             try:
                 results = await self._transaction(
-                    client, host, envelope, return_path, recipients, content
+                    connection.client, host, envelope, return_path, recipients, content
                 )
             except _StaleConnection:
-                client.close()
+                self._close(connection)
                 if not reused:
                     raise
-                client = await self._connect(host, required_by)
+                connection = await self._connect(host, required_by, limits)
                 results = await self._transaction(
-                    client, host, envelope, return_path, recipients, content
+                    connection.client, host, envelope, return_path, recipients, content
                 )
         except (_StaleConnection, *_CONNECTION_ERRORS) as exc:
-            client.close()
+            self._close(connection)
             reason = exc.__cause__ if isinstance(exc, _StaleConnection) else exc
             raise TemporaryFailure(
                 "4.4.2", f"{host}: connection lost: {reason}", host.name
             ) from None
-        self._release(host, required_by, client)
+        connection.sent += 1
+        await self._release(host, required_by, limits, connection)
         return results
 
     async def _transaction(

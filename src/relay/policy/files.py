@@ -4,7 +4,6 @@ reply. Validated once at start-up; a problem is reported as `FILE:key: problem`.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from relay.config.loader import read_toml
 from relay.errors import ConfigError
 from relay.policy.model import Action
 from relay.policy.rules import RULES
@@ -90,12 +90,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _load_one(path: Path) -> Policy:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the policy file: {exc.strerror}"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    data = read_toml(path, "policy file")
     try:
         model = _PolicyFile.model_validate(data)
     except ValidationError as exc:

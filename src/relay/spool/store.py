@@ -37,7 +37,7 @@ from relay.spool.records import (
     RecipientState,
 )
 
-__all__ = ["HeldRecipient", "Spool", "held_recipients", "new_queue_id"]
+__all__ = ["HeldRecipient", "QueuedGroup", "Spool", "held_recipients", "new_queue_id"]
 
 log = logging.getLogger("relay.spool")
 
@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients(state, next_attempt_at);
 """
+# Columns added since the first release, for the scheduler to rebuild its jobs at start-up
+# without reading every queue file; rows written before them read as commercial-class mail of
+# the envelope sender's domain.
+_ADDED_COLUMNS = (
+    ("messages", "sender_id", "TEXT"),
+    ("messages", "message_class", "TEXT"),
+    ("messages", "verp", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def new_queue_id() -> str:
@@ -110,6 +118,10 @@ class Spool:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self._db = db
 
     async def _recover(self) -> None:
@@ -170,8 +182,17 @@ class Spool:
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?)",
-                (envelope.queue_id, envelope.mail_from, envelope.received_at, size),
+                "INSERT OR IGNORE INTO messages (queue_id, mail_from, received_at, size,"
+                " sender_id, message_class, verp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    envelope.queue_id,
+                    envelope.mail_from,
+                    envelope.received_at,
+                    size,
+                    envelope.sender_id,
+                    envelope.message_class,
+                    envelope.verp_domain is not None,
+                ),
             )
             self._db.executemany(
                 "INSERT OR IGNORE INTO recipients (queue_id, address, state, next_attempt_at,"
@@ -207,20 +228,33 @@ class Spool:
         except (ValueError, TypeError, KeyError) as exc:
             raise SpoolError(f"{queue_file.name}: unreadable envelope: {exc}") from exc
 
-    async def due(self) -> list[tuple[str, float]]:
-        """(queue id, earliest next attempt) of every message with a non-final recipient."""
-        return await self._in_index_thread(self._due)
+    async def queued(self) -> list[QueuedGroup]:
+        """Every message's queued recipients, grouped by domain: what start-up schedules."""
+        return await self._in_index_thread(self._queued)
 
-    def _due(self) -> list[tuple[str, float]]:
+    def _queued(self) -> list[QueuedGroup]:
         assert self._db is not None
         rows = self._db.execute(
-            "SELECT queue_id, MIN(next_attempt_at) FROM recipients WHERE state = ?"
-            " GROUP BY queue_id ORDER BY 2",
+            "SELECT r.queue_id, r.address, r.next_attempt_at, m.mail_from, m.sender_id,"
+            " m.message_class, m.verp FROM recipients r JOIN messages m USING (queue_id)"
+            " WHERE r.state = ?",
             (RecipientState.QUEUED.value,),
         )
-        return [(queue_id, due_at) for queue_id, due_at in rows]
+        groups: dict[tuple[str, str], QueuedGroup] = {}
+        for queue_id, address, due_at, mail_from, sender_id, message_class, verp in rows:
+            domain = address.rpartition("@")[2].lower()
+            group = groups.get((queue_id, domain))
+            if group is None:
+                groups[queue_id, domain] = QueuedGroup(
+                    queue_id, domain, 1, due_at, mail_from, sender_id, message_class, bool(verp)
+                )
+            else:
+                group.recipients += 1
+                group.due_at = min(group.due_at, due_at)
+        return list(groups.values())
 
     async def pending(self, queue_id: str) -> list[PendingRecipient]:
+        """The message's recipients that are still queued."""
         return await self._in_index_thread(self._pending, queue_id)
 
     def _pending(self, queue_id: str) -> list[PendingRecipient]:
@@ -313,6 +347,20 @@ class Spool:
     async def _in_index_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._index_thread, function, *args)
+
+
+@dataclass(slots=True)
+class QueuedGroup:
+    """The queued recipients of one message at one domain, as the index knows them."""
+
+    queue_id: str
+    domain: str
+    recipients: int
+    due_at: float  # the earliest next attempt among them
+    mail_from: str
+    sender_id: str | None
+    message_class: str | None
+    verp: bool
 
 
 @dataclass(frozen=True, slots=True)

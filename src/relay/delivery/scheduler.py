@@ -1,0 +1,259 @@
+"""The delivery scheduler: when each job is due, which destination it waits at, and which job a
+destination takes next.
+
+A job is one message's recipients at one domain. It sleeps in a heap until due, then waits in
+its destination's queue. A destination hands out a job when it is not suspended, has a
+connection to spare and its rates allow one more message; it takes transactional mail (and
+relay's own DSNs) before anything else, and within each class goes round the senders, so one
+sender's campaign queues behind itself, not in front of another's password resets. A sender may
+also be paused at one destination (a provider's block) and have limits of its own there.
+
+Every operation costs O(log n) in the number of queued jobs (heaps and deques, never a scan of
+the queue); choosing a sender walks the senders waiting at one destination.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+
+from limits.aio.storage import MemoryStorage
+
+from relay.config.types import Rate
+from relay.delivery.backoff import Pace
+from relay.delivery.shaping import Limits
+
+__all__ = ["Job", "Lane", "RateBudget", "Scheduler"]
+
+_sequence = count()
+
+
+class Job:
+    """One message's recipients at one domain; ordered by due time, then by age."""
+
+    __slots__ = ("cost", "domain", "due_at", "queue_id", "sender", "seq", "transactional")
+
+    def __init__(
+        self,
+        queue_id: str,
+        domain: str,
+        sender: str,
+        *,
+        transactional: bool,
+        cost: int,
+        due_at: float,
+    ) -> None:
+        self.queue_id = queue_id
+        self.domain = domain
+        self.sender = sender  # sender profile id, else the envelope sender's domain
+        self.transactional = transactional
+        self.cost = cost  # SMTP transactions it takes (one per recipient under VERP)
+        self.due_at = due_at
+        self.seq = next(_sequence)
+
+    def __lt__(self, other: Job) -> bool:
+        return (self.due_at, self.seq) < (other.due_at, other.seq)
+
+    def __repr__(self) -> str:
+        return f"Job({self.queue_id}, {self.domain}, due {self.due_at:.0f})"
+
+
+class RateBudget:
+    """Moving-window rate limits (the `limits` library's storage, so that a shared backend can
+    replace the in-process one). A limit is checked against every message sent in the window,
+    so a cut takes effect at once, however many were sent before it."""
+
+    def __init__(self) -> None:
+        self._storage = MemoryStorage()
+
+    async def available_at(self, key: str, rates: list[tuple[int, int]], cost: int) -> float:
+        """When `cost` more messages fit every (amount, period) rate of `key`; 0.0: now."""
+        at = 0.0
+        for amount, period in rates:
+            start, used = await self._storage.get_moving_window(f"{key}/{period}", amount, period)
+            if used + min(cost, amount) > amount:
+                at = max(at, start + period)
+        return at
+
+    async def take(self, key: str, rates: list[tuple[int, int]], cost: int) -> None:
+        for amount, period in rates:
+            await self._storage.acquire_entry(f"{key}/{period}", amount, period, min(cost, amount))
+
+
+def _scaled(rates: tuple[Rate, ...], pace: Pace) -> list[tuple[int, int]]:
+    return [(pace.scaled(rate.amount), rate.period) for rate in rates]
+
+
+@dataclass(eq=False, slots=True)
+class Lane:
+    """A destination: its limits, its pace, its connections in use and its waiting jobs."""
+
+    name: str
+    limits: Limits
+    pace: Pace = field(default_factory=Pace)
+    active: int = 0
+    active_by_sender: dict[str, int] = field(default_factory=dict)
+    paused_senders: dict[str, float] = field(default_factory=dict)  # sender -> until
+    # Transactional, then everything else: sender -> its jobs, in round-robin order.
+    queues: tuple[dict[str, deque[Job]], dict[str, deque[Job]]] = field(
+        default_factory=lambda: ({}, {})
+    )
+    queued: int = 0
+    listed: bool = False  # in the scheduler's ready list
+    wake_at: float = math.inf  # a timer of the scheduler will look again then
+
+    @property
+    def max_connections(self) -> int:
+        return self.pace.scaled(self.limits.max_connections)
+
+    def rates(self) -> list[tuple[int, int]]:
+        return _scaled(self.limits.rates, self.pace)
+
+    def sender_rates(self) -> list[tuple[int, int]]:
+        return _scaled(self.limits.sender_rates, self.pace)
+
+    def sender_full(self, sender: str) -> bool:
+        cap = self.limits.sender_connections
+        return cap is not None and self.active_by_sender.get(sender, 0) >= self.pace.scaled(cap)
+
+    def jobs(self) -> Iterator[Job]:
+        for queue in self.queues:
+            for jobs in queue.values():
+                yield from jobs
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self.budget = RateBudget()
+        self.lanes: dict[str, Lane] = {}
+        self._timers: list[Job] = []  # jobs not yet due
+        self._lane_timers: list[tuple[float, int, Lane]] = []
+        self._ready: deque[Lane] = deque()
+
+    def __len__(self) -> int:
+        """Jobs sleeping until due (the rest wait at their destinations or are running)."""
+        return len(self._timers)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        heapq.heappush(self._timers, job)
+
+    def pop_due(self, now: float) -> list[Job]:
+        due: list[Job] = []
+        while self._timers and self._timers[0].due_at <= now:
+            due.append(heapq.heappop(self._timers))
+        return due
+
+    def lane(self, name: str, limits: Limits) -> Lane:
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, limits)
+        return lane
+
+    def place(self, job: Job, lane: Lane) -> None:
+        """A due job waits at its destination."""
+        queue = lane.queues[0 if job.transactional else 1]
+        jobs = queue.get(job.sender)
+        if jobs is None:
+            jobs = queue[job.sender] = deque()
+        jobs.append(job)
+        lane.queued += 1
+        self._list(lane)
+
+    def release(self, lane: Lane, job: Job) -> None:
+        """A job's attempt is over (reschedule it with add() if recipients remain)."""
+        lane.active -= 1
+        left = lane.active_by_sender[job.sender] - 1
+        if left:
+            lane.active_by_sender[job.sender] = left
+        else:
+            del lane.active_by_sender[job.sender]
+        self._list(lane)
+
+    def wake(self, lane: Lane) -> None:
+        """Look at the destination again (its pace or pauses changed)."""
+        self._list(lane)
+
+    # -- choosing the next job --------------------------------------------------------------
+
+    def next_wake(self) -> float | None:
+        times = [self._timers[0].due_at] if self._timers else []
+        if self._lane_timers:
+            times.append(self._lane_timers[0][0])
+        return min(times, default=None)
+
+    async def take(self, now: float) -> tuple[Job, Lane] | None:
+        """The next job to attempt now, counted as running at its destination; None when no
+        destination can take one before something changes."""
+        while self._lane_timers and self._lane_timers[0][0] <= now:
+            _, _, lane = heapq.heappop(self._lane_timers)
+            if lane.wake_at <= now:
+                lane.wake_at = math.inf
+                self._list(lane)
+        while self._ready:
+            lane = self._ready.popleft()
+            lane.listed = False
+            job = await self._take_from(lane, now)
+            if job is not None:
+                self._list(lane)
+                return job, lane
+        return None
+
+    async def _take_from(self, lane: Lane, now: float) -> Job | None:
+        if not lane.queued or lane.active >= lane.max_connections:
+            return None  # a release lists it again
+        if lane.pace.suspended_until > now:
+            self._wake_later(lane, lane.pace.suspended_until)
+            return None
+        lane_rates = lane.rates()
+        at = await self.budget.available_at(lane.name, lane_rates, 1)
+        if at > now:
+            self._wake_later(lane, at)
+            return None
+        sender_rates = lane.sender_rates()
+        wake = math.inf
+        for queue in lane.queues:
+            for sender, jobs in queue.items():
+                paused_until = lane.paused_senders.get(sender, 0.0)
+                if paused_until > now:
+                    wake = min(wake, paused_until)
+                    continue
+                if lane.sender_full(sender):
+                    continue
+                cost = jobs[0].cost
+                sender_key = f"{lane.name}/{sender}"
+                at = max(
+                    await self.budget.available_at(lane.name, lane_rates, cost),
+                    await self.budget.available_at(sender_key, sender_rates, cost),
+                )
+                if at > now:
+                    wake = min(wake, at)
+                    continue
+                await self.budget.take(lane.name, lane_rates, cost)
+                await self.budget.take(sender_key, sender_rates, cost)
+                job = jobs.popleft()
+                del queue[sender]
+                if jobs:
+                    queue[sender] = jobs  # to the back of the round
+                lane.queued -= 1
+                lane.active += 1
+                lane.active_by_sender[sender] = lane.active_by_sender.get(sender, 0) + 1
+                return job
+        if wake < math.inf:
+            self._wake_later(lane, wake)
+        return None
+
+    def _list(self, lane: Lane) -> None:
+        if not lane.listed and lane.queued:
+            lane.listed = True
+            self._ready.append(lane)
+
+    def _wake_later(self, lane: Lane, at: float) -> None:
+        if at < lane.wake_at:
+            lane.wake_at = at
+            heapq.heappush(self._lane_timers, (at, next(_sequence), lane))
