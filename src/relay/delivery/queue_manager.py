@@ -219,10 +219,16 @@ class QueueManager:
         return self._scheduler.lane(name, self._shaping.limits(name))
 
     async def _reap_idle(self) -> None:
+        """Close idle connections; forget idle destinations and expired MX groupings."""
         idle = self._settings.idle_connection_timeout.total_seconds()
         while True:
             await asyncio.sleep(max(idle / 2, 0.5))
             await self._pool.close_idle(older_than=idle)
+            now = time.time()
+            self._scheduler.forget_idle(now)
+            for domain, (_, until) in list(self._destinations.items()):
+                if until <= now:
+                    del self._destinations[domain]
 
     # -- one attempt ------------------------------------------------------------------------
 

@@ -175,6 +175,19 @@ class Scheduler:
             del lane.active_by_sender[job.sender]
         self._list(lane)
 
+    def forget_idle(self, now: float) -> None:
+        """Drop destinations with nothing queued or running and nothing to remember (full pace,
+        no suspension or sender pause in force), so a long run does not keep every domain."""
+        for name, lane in list(self.lanes.items()):
+            if (
+                not lane.queued
+                and not lane.active
+                and lane.pace.factor >= 1.0
+                and lane.pace.suspended_until <= now
+                and all(until <= now for until in lane.paused_senders.values())
+            ):
+                del self.lanes[name]
+
     def wake(self, lane: Lane) -> None:
         """Look at the destination again (its pace or pauses changed)."""
         self._list(lane)
