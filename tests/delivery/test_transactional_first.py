@@ -12,7 +12,7 @@ import pytest
 from tests.delivery.helpers import holds_for, log_lines, wait_until
 from tests.support.relay_process import RelayProcess
 
-CAMPAIGN = 15
+CAMPAIGN = 12
 
 
 def _message(n: str, *, transactional: bool = False) -> bytes:
@@ -46,7 +46,7 @@ def test_transactional_mail_overtakes_a_queued_campaign(make_relay, make_sink, r
         {
             "delivery": {
                 "routes": {"dest.test": f"[127.0.0.1]:{sink.port}"},
-                "shaping": {"dest.test": {"max_connections": 1, "rate": ["2/1s"]}},
+                "shaping": {"dest.test": {"max_connections": 1, "rate": ["5/1s"]}},
             }
         }
     )
