@@ -15,9 +15,9 @@ Each size starts from an empty scheduler: N jobs are added, 30% due now (they ar
 their destinations) and 70% due over the next 4 hours (they sleep in the heap). Then, one
 attempt at a time: pop_due + place what came due, take one job, release it; 80% of the attempts
 deliver (the job is gone, and a new message's job to the same domain arrives, due now, so N stays
-put), 20% defer (the job is added again, due in 1 min to 1 h). Per-attempt time is the wall time of that loop
-divided by the attempts. RSS is the process's resident set after the jobs are added (current,
-psutil) and its peak (getrusage).
+put), 20% defer (the job is added again, due in 1 min to 1 h). Per-attempt time is the wall
+time of that loop divided by the attempts. RSS is the process's resident set after the jobs are
+added (current, psutil) and its peak (getrusage).
 
 The start-up part runs in a child process (for its own peak RSS). Accepting a million messages
 through Spool.accept would fsync each one, so the index is written directly: a Spool is opened

@@ -32,11 +32,13 @@ def sink_tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext
 
 
 @pytest.fixture
-def make_sink() -> Iterator[Callable[..., Sink]]:
-    sinks: list[Sink] = []
+def make_sink() -> Iterator[Callable[..., Any]]:
+    """Start a Sink (or another listener with start() and stop(): `kind`, e.g. the
+    misbehaving ones of tests/support/shaping_sinks.py); stopped after the test."""
+    sinks: list[Any] = []
 
-    def start(**kwargs: Any) -> Sink:
-        sink = Sink(**kwargs).start()
+    def start(kind: Callable[..., Any] = Sink, **kwargs: Any) -> Any:
+        sink = kind(**kwargs).start()
         sinks.append(sink)
         return sink
 

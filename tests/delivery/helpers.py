@@ -1,18 +1,24 @@
 """Small helpers shared by the delivery scenarios: polling with a deadline, a port that is free
 on several loopback addresses (so that several MX hosts share `[delivery] port`), mail domains in
 the test DNS, submitting and checking a delivery, the two MX sinks of the bounce scenarios, and
-reading a DSN (RFC 3464 inside RFC 6522 multipart/report) with the standard `email` package."""
+reading a DSN (RFC 3464 inside RFC 6522 multipart/report) with the standard `email` package, and
+the shipped backoff table with durations short enough for a test."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import socket
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from pathlib import Path
 from typing import Any
 
+import tomli_w
+
+from relay.delivery.backoff import DEFAULT_BACKOFF_FILE
 from tests.support.dns_server import DnsServer
 from tests.support.network import free_port
 from tests.support.polling import poll
@@ -169,3 +175,17 @@ def parse_dsn(data: bytes) -> Dsn:
         per_recipient=blocks[1:],
         original_headers=headers.get_content(),
     )
+
+
+def backoff_file(directory: Path, durations: dict[str, str], **recovery: Any) -> Path:
+    """The shipped config/backoff.toml with each rule's `for` set by its action (e.g.
+    {"pause-sender": "1h", "suspend": "3s"}) and [recovery] keys replaced: a [delivery]
+    backoff_file for stories that must take seconds, not minutes."""
+    table = tomllib.loads(DEFAULT_BACKOFF_FILE.read_text(encoding="utf-8"))
+    table["recovery"] = {**table.get("recovery", {}), **recovery}
+    for rule in table["rules"]:
+        if "for" in rule:
+            rule["for"] = durations[rule["action"]]
+    path = directory / "backoff.toml"
+    path.write_text(tomli_w.dumps(table))
+    return path

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tests.delivery.helpers import (
     BounceMx,
+    backoff_file,
     destination_and_senders_mx,
     holds_for,
     log_lines,
@@ -27,11 +28,18 @@ def _expiring_mail(dns_server, make_sink, domain: str, *, destination_listens: b
 
 
 def _submit_until_expired(
-    make_relay, mx: BounceMx, domain: str, diagnostic: str, expired_dsn: str
+    make_relay, tmp_path, mx: BounceMx, domain: str, diagnostic: str, expired_dsn: str
 ) -> tuple[RelayProcess, str]:
     """Submit to `ann@<domain>`; check the expiry DSN (with `diagnostic`) at the sender's MX and
     the single `expired` record (with `expired_dsn`) in the log; return relay and the recipient."""
-    relay = make_relay(mx.relay_config(retry_schedule=["1s"], max_lifetime=f"{LIFETIME}s"))
+    # The shipped backoff table suspends a destination that refuses connections for 2 minutes,
+    # past the whole lifetime; a second will do.
+    backoff = backoff_file(tmp_path, {"pause-sender": "1h", "suspend": "1s"})
+    relay = make_relay(
+        mx.relay_config(
+            retry_schedule=["1s"], max_lifetime=f"{LIFETIME}s", backoff_file=str(backoff)
+        )
+    )
     sender, recipient = f"news@sender-{domain}", f"ann@{domain}"
     submit(relay, sender, [recipient], b"Subject: never\r\n\r\nhello\r\n")
 
@@ -54,22 +62,28 @@ def _assert_no_attempts_after_expiry(attempts: Callable[[], int]) -> None:
     assert holds_for(lambda: attempts() == seen, 2.0), "relay kept trying after expiry"
 
 
-def test_451_until_the_lifetime_ends_expires_with_a_dsn(dns_server, make_sink, make_relay):
+def test_451_until_the_lifetime_ends_expires_with_a_dsn(
+    dns_server, make_sink, make_relay, tmp_path
+):
     mx = _expiring_mail(dns_server, make_sink, "expire-data.test", destination_listens=True)
     destination = mx.destination
     scripted = 100
     destination.data_replies.extend(["451 4.3.0 try later"] * scripted)
-    _submit_until_expired(make_relay, mx, "expire-data.test", "451 4.3.0 try later", "4.3.0")
+    _submit_until_expired(
+        make_relay, tmp_path, mx, "expire-data.test", "451 4.3.0 try later", "4.3.0"
+    )
 
     _assert_no_attempts_after_expiry(lambda: scripted - len(destination.data_replies))
     assert not destination.messages
     assert len(mx.senders_mx.messages) == 1
 
 
-def test_no_listener_until_the_lifetime_ends_expires_with_a_dsn(dns_server, make_sink, make_relay):
+def test_no_listener_until_the_lifetime_ends_expires_with_a_dsn(
+    dns_server, make_sink, make_relay, tmp_path
+):
     mx = _expiring_mail(dns_server, make_sink, "expire-down.test", destination_listens=False)
     relay, recipient = _submit_until_expired(
-        make_relay, mx, "expire-down.test", "connect to mx.expire-down.test", "4.4.1"
+        make_relay, tmp_path, mx, "expire-down.test", "connect to mx.expire-down.test", "4.4.1"
     )
 
     _assert_no_attempts_after_expiry(

@@ -1,7 +1,8 @@
 """A destination MX: a real aiosmtpd server that records what it receives.
 
 Replies can be scripted per recipient (`rcpt_replies`) or for DATA (`data_replies`); each
-scripted reply is used once, in order, then the sink accepts.
+scripted reply is used once, in order, then the sink accepts. A handler of its own (a subclass of
+SinkHandler, see tests/support/shaping_sinks.py) can also watch connections come and go.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ class SinkHandler:
     data_replies: deque[str] = field(default_factory=deque)
     received: threading.Condition = field(default_factory=threading.Condition)
 
+    def connection_made(self, server: Any) -> None:
+        """A client connected to `server`, the aiosmtpd server of this one connection (called
+        in the sink's event loop, like the handle_* hooks, which get it as their first
+        argument)."""
+
+    def connection_lost(self, server: Any) -> None:
+        """The connection of `server` closed, whoever closed it."""
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
@@ -63,12 +72,25 @@ class SinkHandler:
         return "250 2.0.0 OK: queued by sink"
 
 
+class _SinkSMTP(SMTP):
+    """aiosmtpd's server, telling the handler of each connection's start and end."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self._original_transport is None:  # not the TLS layer of a STARTTLS
+            self.event_handler.connection_made(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.event_handler.connection_lost(self)
+
+
 class _SinkController(Controller):
     def __init__(self, handler: SinkHandler, host: str, port: int, **kwargs: Any) -> None:
         super().__init__(handler, hostname=host, port=port, **kwargs)
 
     def factory(self) -> SMTP:
-        return SMTP(self.handler, **self.SMTP_kwargs)
+        return _SinkSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class Sink:
@@ -79,8 +101,9 @@ class Sink:
         tls_context: ssl.SSLContext | None = None,
         smtputf8: bool = True,
         require_starttls: bool = False,
+        handler: SinkHandler | None = None,
     ) -> None:
-        self.handler = SinkHandler()
+        self.handler = handler or SinkHandler()
         self.host = host
         self.port = port or free_port(host)
         self._controller = _SinkController(

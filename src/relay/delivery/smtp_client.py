@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import ssl
 import time
@@ -48,6 +49,20 @@ def _result(code: int, message: str, host: MailHost) -> DeliveryResult:
     status = match.group(1) if match else f"{str(code)[0]}.0.0"
     text = " ".join(message.split())
     return DeliveryResult(status, f"{code} {text}", remote_mta=host.name)
+
+
+def _connect_error(exc: BaseException) -> str:
+    """Why a connect failed, in words: asyncio names only the errno of a failed connect
+    ("[Errno 111] Connect call failed (...)"), and the backoff rules (config/backoff.toml) read
+    "Connection refused", "Connection reset by peer", "Network is unreachable"."""
+    cause = exc.__cause__ or exc
+    if (
+        isinstance(cause, OSError)
+        and cause.errno
+        and str(cause.strerror).startswith("Connect call failed")
+    ):
+        return os.strerror(cause.errno)
+    return str(exc)
 
 
 def _needs_smtputf8(
@@ -137,7 +152,9 @@ class ConnectionPool:
             ) from None
         except _CONNECTION_ERRORS as exc:
             self._close(connection)
-            raise TemporaryFailure("4.4.1", f"connect to {host}: {exc}", host.name) from None
+            raise TemporaryFailure(
+                "4.4.1", f"connect to {host}: {_connect_error(exc)}", host.name
+            ) from None
         if required_by is not None:
             try:
                 await self._verified_starttls(client, host, required_by)
