@@ -6,15 +6,20 @@ from __future__ import annotations
 from collections import Counter
 from email.parser import BytesHeaderParser
 
-from tests.delivery.helpers import holds_for, log_lines, wait_until
+from tests.delivery.helpers import backoff_file, holds_for, log_lines, wait_until
 from tests.support.network import free_port
 from tests.support.relay_process import RelayProcess
 
 
-def _crashed_relay(make_relay, domain: str) -> tuple[RelayProcess, int]:
-    """A relay routing `domain` to a port where nothing listens yet, so that mail stays queued."""
+def _crashed_relay(make_relay, tmp_path, domain: str) -> tuple[RelayProcess, int]:
+    """A relay routing `domain` to a port where nothing listens yet, so that mail stays queued.
+    The refused connections suspend the destination (config/backoff.toml) for a second, not the
+    shipped two minutes, so that the sink started later is tried soon."""
     port = free_port()
-    relay = make_relay({"delivery": {"routes": {domain: f"[127.0.0.1]:{port}"}}})
+    backoff = backoff_file(tmp_path, {"pause-sender": "1h", "suspend": "1s"})
+    relay = make_relay(
+        {"delivery": {"routes": {domain: f"[127.0.0.1]:{port}"}, "backoff_file": str(backoff)}}
+    )
     return relay, port
 
 
@@ -23,8 +28,8 @@ def _restart(relay: RelayProcess) -> RelayProcess:
     return RelayProcess(relay.directory, relay.config).start()
 
 
-def test_message_answered_250_survives_kill_9(make_relay, make_sink):
-    relay, port = _crashed_relay(make_relay, "crash-one.test")
+def test_message_answered_250_survives_kill_9(make_relay, make_sink, tmp_path):
+    relay, port = _crashed_relay(make_relay, tmp_path, "crash-one.test")
     body = (
         b"From: <news@sender.test>\r\n"
         b"To: <ann@crash-one.test>\r\n"
@@ -65,8 +70,8 @@ def test_message_answered_250_survives_kill_9(make_relay, make_sink):
     restarted.assert_no_traceback()
 
 
-def test_fifty_messages_survive_kill_9_exactly_once(make_relay, make_sink):
-    relay, port = _crashed_relay(make_relay, "crash-many.test")
+def test_fifty_messages_survive_kill_9_exactly_once(make_relay, make_sink, tmp_path):
+    relay, port = _crashed_relay(make_relay, tmp_path, "crash-many.test")
     count = 50
     ids = [f"<crash-{n}@sender.test>" for n in range(count)]
     with relay.smtp() as client:
@@ -99,11 +104,13 @@ def test_fifty_messages_survive_kill_9_exactly_once(make_relay, make_sink):
     restarted.assert_no_traceback()
 
 
-def test_crash_between_recording_and_removing_delivers_nothing_twice(make_relay, make_sink):
+def test_crash_between_recording_and_removing_delivers_nothing_twice(
+    make_relay, make_sink, tmp_path
+):
     """The last step after delivery is removing the queue file; a crash just before it leaves
     the file of a message whose recipients are all final. The next relay must not deliver it
     again, and must not keep the file forever."""
-    relay, port = _crashed_relay(make_relay, "crash-late.test")
+    relay, port = _crashed_relay(make_relay, tmp_path, "crash-late.test")
     body = b"Message-ID: <crash-late@sender.test>\r\nSubject: once only\r\n\r\nhello\r\n"
     with relay.smtp() as client:
         client.sendmail("news@sender.test", ["ann@crash-late.test"], body)

@@ -6,6 +6,8 @@ and nothing is delivered."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.compliance import (
     EU_RECIPIENT,
     add_consent,
@@ -18,6 +20,7 @@ from tests.scenarios.compliance import (
 from tests.scenarios.rewriting import rewriting_config, without_unsubscribe
 
 
+@pytest.mark.usefixtures("shop")  # shop.example's SPF and DMARC, published in the test DNS
 def test_message_needing_a_fix_without_an_aligned_key_is_refused(make_relay, sink, tmp_path):
     relaxed = policies_with(tmp_path / "policies", {"MBP-DKIM-ALIGNED": "warn"})
     relay = make_relay(rewriting_config(sink, None, policy_files=relaxed))

@@ -5,6 +5,8 @@ message is refused with the rule's 554 5.6.0."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.policy.builders import HEADERS, TEXT
 from tests.scenarios.compliance import (
     US_RECIPIENT,
@@ -44,6 +46,7 @@ def test_long_body_line_is_reencoded_signed_and_delivered(make_relay, shop, sink
     assert "RFC-5322-LINELEN" in {r["rule_id"] for r in fixes}
 
 
+@pytest.mark.usefixtures("shop")  # shop.example's SPF and DMARC, published in the test DNS
 def test_long_body_line_without_a_key_is_refused_with_the_rules_reply(make_relay, sink, tmp_path):
     # MBP-DKIM-ALIGNED relaxed to a warning, so that the line-length rule decides
     relaxed = policies_with(tmp_path / "policies", {"MBP-DKIM-ALIGNED": "warn"})

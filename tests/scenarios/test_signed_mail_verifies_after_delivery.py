@@ -6,6 +6,8 @@ would fail DMARC at every mailbox provider."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.policy.builders import message
 from tests.scenarios.compliance import (
     US_RECIPIENT,
@@ -44,6 +46,7 @@ def test_signed_by_relay_and_verified_at_the_destination(make_relay, shop, sink,
     assert "pass" not in results(mailauth(tampered, dns_json))
 
 
+@pytest.mark.usefixtures("shop")  # shop.example's SPF and DMARC, published in the test DNS
 def test_mail_from_a_domain_without_a_key_is_refused(make_relay, sink):
     relay = make_relay(policy_config(sink, None))
     add_shop_sender(relay)
