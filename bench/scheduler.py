@@ -46,7 +46,7 @@ from pathlib import Path
 
 import psutil
 
-from relay.delivery.queue_manager import _job_sender, _transactional
+from relay.delivery.queue_manager import queued_job
 from relay.delivery.scheduler import Job, Lane, Scheduler
 from relay.delivery.shaping import Shaping
 from relay.spool.records import RecipientState
@@ -248,16 +248,7 @@ async def startup(path: Path) -> dict[str, float]:
     read = time.perf_counter()
     scheduler = Scheduler()
     for group in groups:  # as QueueManager.start does
-        scheduler.add(
-            Job(
-                group.queue_id,
-                group.domain,
-                _job_sender(group.sender_id, group.mail_from),
-                transactional=_transactional(group.message_class, group.mail_from),
-                cost=group.recipients if group.verp else 1,
-                due_at=group.due_at,
-            )
-        )
+        scheduler.add(queued_job(group))
     built = time.perf_counter()
     count = len(groups)
     del groups

@@ -20,6 +20,7 @@ import tomli_w
 
 from relay.policy.files import policy_paths
 from relay.policy.windows import WEEKDAYS
+from tests.delivery.helpers import holds_for
 from tests.policy.builders import message
 from tests.scenarios.compliance import (
     add_consent,
@@ -69,8 +70,9 @@ def held_report(relay: Any) -> dict[str, Any]:
     return report
 
 
-def sleep_until(moment: float) -> None:
-    time.sleep(max(0.0, moment - time.time()))
+def nothing_more_until(sink: Any, count: int, moment: float) -> bool:
+    """The sink holds exactly `count` messages all the way until `moment` (watched, not slept)."""
+    return holds_for(lambda: len(sink.messages) == count, max(0.0, moment - time.time()))
 
 
 def test_held_mail_is_released_at_each_recipients_local_opening(make_relay, shop, sink):
@@ -117,14 +119,16 @@ def test_held_mail_is_released_at_each_recipients_local_opening(make_relay, shop
 
     relay.stop()
     relay.start()
-    sleep_until(release[NEW_YORK[0]] - 0.5)
-    assert len(sink.messages) == 1, "held mail left before its window opened"
+    assert nothing_more_until(sink, 1, release[NEW_YORK[0]] - 0.5), (
+        "held mail left before its window opened"
+    )
     messages = sink.wait_for(2, timeout=10)
     assert time.time() >= release[NEW_YORK[0]]
     assert messages[1].rcpt_tos == [NEW_YORK[0]]
 
-    sleep_until(release[TOKYO[0]] - 0.5)
-    assert len(sink.messages) == 2, "the Tokyo recipient left at New York's opening"
+    assert nothing_more_until(sink, 2, release[TOKYO[0]] - 0.5), (
+        "the Tokyo recipient left at New York's opening"
+    )
     messages = sink.wait_for(3, timeout=10)
     assert time.time() >= release[TOKYO[0]]
     assert messages[2].rcpt_tos == [TOKYO[0]]

@@ -37,9 +37,9 @@ from relay.delivery.smtp_client import ConnectionPool, SessionLimits
 from relay.delivery.tls_policy import TlsPolicy
 from relay.errors import DeliveryError, SpoolError, StoreUnavailable
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
-from relay.spool.store import Spool, new_queue_id
+from relay.spool.store import QueuedGroup, Spool, new_queue_id
 
-__all__ = ["PAUSE_RECHECK", "OutcomeListener", "PauseCheck", "QueueManager"]
+__all__ = ["PAUSE_RECHECK", "OutcomeListener", "PauseCheck", "QueueManager", "queued_job"]
 
 log = logging.getLogger("relay.delivery")
 
@@ -68,6 +68,18 @@ def _job_sender(sender_id: str | None, mail_from: str) -> str:
 
 def _transactional(message_class: str | None, mail_from: str) -> bool:
     return message_class == "transactional" or not mail_from
+
+
+def queued_job(group: QueuedGroup) -> Job:
+    """The job of a message's queued recipients at one domain, as the spool index has them."""
+    return Job(
+        group.queue_id,
+        group.domain,
+        _job_sender(group.sender_id, group.mail_from),
+        transactional=_transactional(group.message_class, group.mail_from),
+        cost=group.recipients if group.verp else 1,
+        due_at=group.due_at,
+    )
 
 
 class QueueManager:
@@ -107,16 +119,7 @@ class QueueManager:
     async def start(self) -> None:
         """Schedule every queued recipient, as the spool index has them, then start running."""
         for group in await self._spool.queued():
-            self._scheduler.add(
-                Job(
-                    group.queue_id,
-                    group.domain,
-                    _job_sender(group.sender_id, group.mail_from),
-                    transactional=_transactional(group.message_class, group.mail_from),
-                    cost=group.recipients if group.verp else 1,
-                    due_at=group.due_at,
-                )
-            )
+            self._scheduler.add(queued_job(group))
         self._runner = asyncio.create_task(self._run(), name="queue-manager")
         self._reaper = asyncio.create_task(self._reap_idle(), name="idle-connections")
 

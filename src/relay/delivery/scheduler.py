@@ -18,7 +18,6 @@ import heapq
 import math
 import sys
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -146,11 +145,6 @@ class Lane:
     def sender_full(self, sender: str) -> bool:
         cap = self.limits.sender_connections
         return cap is not None and self.active_by_sender.get(sender, 0) >= self.pace.scaled(cap)
-
-    def jobs(self) -> Iterator[Job]:
-        for queue in self.queues:
-            for jobs in queue.values():
-                yield from jobs
 
 
 class Scheduler:

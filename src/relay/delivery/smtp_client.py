@@ -123,9 +123,6 @@ class ConnectionPool:
         self._tls.verify_mode = ssl.CERT_NONE
         self._verifying = verifying_context(settings.ca_file)
 
-    def open_connections(self, destination: str) -> int:
-        return self._open.get(destination, 0)
-
     async def _connect(
         self, host: MailHost, required_by: str | None, limits: SessionLimits
     ) -> _Connection:
