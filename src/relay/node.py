@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from relay import __version__
 from relay.api import HttpServer, bind, create_app
+from relay.api.admin import Admin
+from relay.api.auth import Authenticator
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.config.types import HostPort
@@ -132,7 +134,17 @@ async def serve(settings: Settings, source: str) -> None:
             keep_addresses,
         )
         feedback = FeedbackHandler(inbox, mailboxes, processor.submit)
-        app = create_app(tokens, stores, audit)
+        admin = Admin(
+            settings,
+            stores,
+            stores.hasher,
+            audit,
+            spool,
+            queue,
+            signer.keyring,
+            Authenticator(stores, settings.http.failed_auth_limit),
+        )
+        app = create_app(tokens, stores, audit, admin)
         await processor.start(leftovers)
         stack.push_async_callback(processor.stop)
         await _run(settings, source, handler, feedback, queue, app, tls_context)

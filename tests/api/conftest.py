@@ -15,6 +15,7 @@ import pytest
 
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.stores.hashing import AddressHasher
+from tests.api.admin import AdminApi, start_admin_api
 from tests.support.relay_process import RelayProcess
 
 RECIPIENT = "ann@example.us"
@@ -76,3 +77,9 @@ def unsubscribing(make_relay: Callable[..., RelayProcess]) -> Unsubscribing:
         UnsubscribeTokens((keys / "unsubscribe-token.key").read_bytes()),
         AddressHasher((keys / "address-hmac.key").read_bytes()),
     )
+
+
+@pytest.fixture
+def admin_api(make_relay: Callable[..., RelayProcess]) -> AdminApi:
+    """A relay with sender profiles `shop` and `other` and a token for every role."""
+    return start_admin_api(make_relay())

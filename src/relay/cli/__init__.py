@@ -112,6 +112,7 @@ def _register_groups() -> None:
     from relay.cli.queue import queue
     from relay.cli.stats import stats
     from relay.cli.stores import consent, senders, suppressions
+    from relay.cli.tokens import tokens
 
     for group in (
         policy,
@@ -125,6 +126,7 @@ def _register_groups() -> None:
         complaints,
         stats,
         queue,
+        tokens,
     ):
         main.add_command(group)
 

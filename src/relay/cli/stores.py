@@ -31,7 +31,7 @@ from relay.stores.importing import ImportFormat, read_consents, read_senders, re
 from relay.stores.models import PauseAction, PauseChange
 from relay.stores.sqlite import SqliteStores
 
-__all__ = ["consent", "senders", "suppressions"]
+__all__ = ["consent", "hasher_or_exit", "senders", "suppressions", "with_stores"]
 
 STORE_ERROR_EXIT = 1
 NOT_SUPPRESSED_EXIT = 1
@@ -69,7 +69,7 @@ def senders() -> None:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _hasher(settings: Settings) -> AddressHasher:
+def hasher_or_exit(settings: Settings) -> AddressHasher:
     try:
         return AddressHasher(load_or_create_key(settings.hmac_key_path))
     except ConfigError as exc:
@@ -88,7 +88,7 @@ def _parse(read: Callable[[], Sequence[T]]) -> Sequence[T]:
         sys.exit(CONFIG_ERROR_EXIT)
 
 
-def _with_stores(
+def with_stores(
     settings: Settings,
     hasher: AddressHasher,
     action: Callable[[SqliteStores], Awaitable[T]],
@@ -138,9 +138,9 @@ def _as_json(record: Any) -> str:
 def import_suppressions(file: Path, file_format: str | None, config_path: Path | None) -> None:
     """Add the suppression entries of a CSV or JSON Lines FILE (all or nothing)."""
     settings, _ = load_settings_or_exit(config_path)
-    hasher = _hasher(settings)
+    hasher = hasher_or_exit(settings)
     entries = _parse(lambda: read_suppressions(file, hasher, file_format=file_format))
-    added = _with_stores(settings, hasher, lambda stores: stores.add_suppressions(entries))
+    added = with_stores(settings, hasher, lambda stores: stores.add_suppressions(entries))
     present = len(entries) - added
     note = f" ({present} already present)" if present else ""
     click.echo(f"imported {added} suppressions from {file}{note}")
@@ -158,8 +158,8 @@ def check_suppression(
 
     Exit 0 when suppressed, 1 when not, 3 when the store could not be asked."""
     settings, _ = load_settings_or_exit(config_path)
-    hasher = _hasher(settings)
-    entry = _with_stores(
+    hasher = hasher_or_exit(settings)
+    entry = with_stores(
         settings,
         hasher,
         lambda stores: stores.suppression_for(address, sender_id, list_id),
@@ -179,9 +179,9 @@ def import_consents(file: Path, file_format: str | None, config_path: Path | Non
     """Add the consent records of a CSV or JSON Lines FILE (all or nothing; records are
     immutable, so a record id already stored is refused)."""
     settings, _ = load_settings_or_exit(config_path)
-    hasher = _hasher(settings)
+    hasher = hasher_or_exit(settings)
     records = _parse(lambda: read_consents(file, hasher, file_format=file_format))
-    added = _with_stores(settings, hasher, lambda stores: stores.add_consents(records))
+    added = with_stores(settings, hasher, lambda stores: stores.add_consents(records))
     click.echo(f"imported {added} consent records from {file}")
 
 
@@ -192,16 +192,16 @@ def import_consents(file: Path, file_format: str | None, config_path: Path | Non
 def import_senders(file: Path, file_format: str | None, config_path: Path | None) -> None:
     """Insert or replace the sender profiles of a CSV or JSON Lines FILE (all or nothing)."""
     settings, _ = load_settings_or_exit(config_path)
-    hasher = _hasher(settings)
+    hasher = hasher_or_exit(settings)
     profiles = _parse(lambda: read_senders(file, file_format=file_format))
-    stored = _with_stores(settings, hasher, lambda stores: stores.put_senders(profiles))
+    stored = with_stores(settings, hasher, lambda stores: stores.put_senders(profiles))
     click.echo(f"imported {stored} sender profiles from {file}")
 
 
 def _change_pause(settings: Settings, sender_id: str, action: PauseAction, reason: str) -> None:
     """Journal the change, then write it to the audit log, unless relay serve holds the log:
     then it writes it at its next MAIL."""
-    hasher = _hasher(settings)
+    hasher = hasher_or_exit(settings)
 
     async def change(stores: SqliteStores) -> tuple[PauseChange | None, bool]:
         if await stores.sender(sender_id) is None:
@@ -219,7 +219,7 @@ def _change_pause(settings: Settings, sender_id: str, action: PauseAction, reaso
             await audit.close()
         return changed, True
 
-    changed, recorded = _with_stores(settings, hasher, change)
+    changed, recorded = with_stores(settings, hasher, change)
     state = "paused" if action is PauseAction.PAUSE else "resumed"
     if changed is None:
         click.echo(f"sender {sender_id} already {state}")

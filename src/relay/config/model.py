@@ -17,6 +17,7 @@ from relay.config.types import (
     HostPort,
     HostPortValue,
     PasswordHash,
+    Rate,
     RateValue,
     RouteValue,
 )
@@ -253,6 +254,9 @@ class FeedbackSettings(_Section):
 
 class HttpSettings(_Section):
     listen: HostPortValue = HostPort("127.0.0.1", 8025)
+    # Failed admin API authentications a client address may make in a moving window; past it
+    # the client is answered 429 until the window has room again.
+    failed_auth_limit: RateValue = Rate(10, 60)
 
 
 class PolicySettings(_Section):

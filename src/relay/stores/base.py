@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from relay.stores.models import (
+    ApiToken,
     ConsentRecord,
     PauseChange,
     SenderProfile,
@@ -46,6 +47,14 @@ class Stores(Protocol):
         ...
 
     async def sender_for_user(self, user: str) -> SenderProfile | None: ...
+
+    async def sender(self, sender_id: str) -> SenderProfile | None:
+        """The profile of `sender_id`, if there is one."""
+        ...
+
+    async def senders(self) -> list[SenderProfile]:
+        """Every sender profile, by id."""
+        ...
 
     async def sender_for_domain(self, domain: str) -> SenderProfile | None:
         """The profile that has `domain` among its verified From domains."""
@@ -93,4 +102,23 @@ class Stores(Protocol):
 
     async def pause_changes_recorded(self, audit_refs: Mapping[int, str]) -> None:
         """Mark changes (by seq) as written to the audit log under `audit_refs`."""
+        ...
+
+    # -- admin API tokens (relay tokens; relay.api.auth) ------------------------------------------
+
+    async def add_api_token(self, token: ApiToken) -> None:
+        """Store a new token; a token id or name already used is a StoreConflict."""
+        ...
+
+    async def api_token(self, secret_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to `secret_hash`, revoked or not."""
+        ...
+
+    async def api_tokens(self) -> list[ApiToken]:
+        """Every token, oldest first."""
+        ...
+
+    async def revoke_api_token(self, token_id: str, at: datetime) -> ApiToken | None:
+        """Mark the token revoked (from `at` on); None when there is no such token. Revoking a
+        revoked token changes nothing and returns it."""
         ...

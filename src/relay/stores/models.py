@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import NamedTuple
 
 __all__ = [
+    "ApiRole",
+    "ApiToken",
     "ComplaintRate",
     "ConsentBasis",
     "ConsentRecord",
@@ -167,3 +169,24 @@ class PauseChange:
     reason: str
     source: str  # "operator", or the rule id of an automatic pause
     seq: int = 0  # the journal's order; 0 until stored
+
+
+class ApiRole(StrEnum):
+    """Who holds an admin API token (relay.api.auth says what each may do)."""
+
+    OPERATOR = "operator"
+    COMPLIANCE = "compliance"
+    MAILER = "mailer"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An admin API bearer token as stored: the SHA-256 of the secret, never the secret."""
+
+    token_id: str  # public, printed in lists and audit records
+    name: str
+    role: ApiRole
+    secret_hash: str  # hex SHA-256 of the whole token
+    created_at: datetime
+    sender_id: str | None = None  # a mailer's sender: the only one it may act for
+    revoked_at: datetime | None = None

@@ -14,6 +14,7 @@ Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresse
     sender_pauses    journal of pauses and resumes of senders' commercial streams (seq order;
                      the latest row of a sender is its state); audit_ref is NULL until the
                      change is in the audit log (the process that holds the log writes it)
+    api_tokens       admin API bearer tokens: the SHA-256 of each secret, its role and name
 
 The list-health figures (relay.stores.stats) keep their own tables in the same file; `stats`
 opens and closes with the stores.
@@ -46,6 +47,8 @@ from relay.config.model import Settings
 from relay.errors import StoreConflict, StoreUnavailable
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.models import (
+    ApiRole,
+    ApiToken,
     ConsentBasis,
     ConsentRecord,
     MessageClass,
@@ -145,6 +148,15 @@ CREATE TABLE IF NOT EXISTS sender_pauses (
 );
 CREATE INDEX IF NOT EXISTS sender_pauses_by_sender ON sender_pauses (sender_id, seq);
 CREATE INDEX IF NOT EXISTS sender_pauses_unrecorded ON sender_pauses (seq) WHERE audit_ref IS NULL;
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    sender_id TEXT,
+    revoked_at TEXT
+);
 """
 # After the columns a store made before them lacks have been added.
 _INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (bounce_domain)"
@@ -176,6 +188,7 @@ _ADDED_COLUMNS = {
 }
 
 _PAUSE_COLUMNS = "sender_id, action, at, reason, source, seq"
+_TOKEN_COLUMNS = "token_id, name, role, secret_hash, created_at, sender_id, revoked_at"
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
 
@@ -360,10 +373,16 @@ class SqliteStores:
         return None
 
     async def sender(self, sender_id: str) -> SenderProfile | None:
-        """The profile of `sender_id`, if there is one."""
         return await self._sender_by(
             f"SELECT {_SENDER_COLUMNS} FROM senders WHERE sender_id = ?", sender_id
         )
+
+    async def senders(self) -> list[SenderProfile]:
+        async with store_errors(self.path, "list sender profiles"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_SENDER_COLUMNS} FROM senders ORDER BY sender_id"
+            )
+            return [self._sender(tuple(row)) for row in rows]
 
     async def _sender_by(self, query: str, value: str) -> SenderProfile | None:
         async with store_errors(self.path, "look up a sender profile"):
@@ -514,6 +533,71 @@ class SqliteStores:
                 "UPDATE sender_pauses SET audit_ref = ? WHERE seq = ?",
                 [(ref, seq) for seq, ref in audit_refs.items()],
             )
+
+    # -- admin API tokens -------------------------------------------------------------------
+
+    async def add_api_token(self, token: ApiToken) -> None:
+        async with self._transaction("store an API token") as db:
+            rows = await db.execute_fetchall(
+                "SELECT token_id, name FROM api_tokens WHERE token_id = ? OR name = ?",
+                (token.token_id, token.name),
+            )
+            for token_id, name in rows:
+                taken = f"name {name!r}" if name == token.name else f"id {token_id!r}"
+                raise StoreConflict(f"an API token with the {taken} exists already")
+            await db.execute(
+                f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.token_id,
+                    token.name,
+                    token.role.value,
+                    token.secret_hash,
+                    _to_text(token.created_at),
+                    token.sender_id,
+                    _optional_text(token.revoked_at),
+                ),
+            )
+
+    async def api_token(self, secret_hash: str) -> ApiToken | None:
+        async with store_errors(self.path, "look up an API token"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE secret_hash = ?", (secret_hash,)
+            )
+            for row in rows:
+                return self._token(tuple(row))
+        return None
+
+    async def api_tokens(self) -> list[ApiToken]:
+        async with store_errors(self.path, "list API tokens"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, token_id"
+            )
+            return [self._token(tuple(row)) for row in rows]
+
+    async def revoke_api_token(self, token_id: str, at: datetime) -> ApiToken | None:
+        async with self._transaction("revoke an API token") as db:
+            await db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                (_to_text(at), token_id),
+            )
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_id = ?", (token_id,)
+                )
+            )
+        return self._token(tuple(rows[0])) if rows else None
+
+    @staticmethod
+    def _token(row: tuple[Any, ...]) -> ApiToken:
+        return ApiToken(
+            token_id=row[0],
+            name=row[1],
+            role=ApiRole(row[2]),
+            secret_hash=row[3],
+            created_at=_from_text(row[4]),
+            sender_id=row[5],
+            revoked_at=_optional_datetime(row[6]),
+        )
 
     @staticmethod
     def _pause(row: tuple[Any, ...]) -> PauseChange:
