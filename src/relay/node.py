@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from relay import __version__
@@ -22,7 +22,7 @@ from relay.config.model import Settings
 from relay.config.types import HostPort
 from relay.delivery.backoff import BackoffTable
 from relay.delivery.mx import MxResolver
-from relay.delivery.queue_manager import QueueManager
+from relay.delivery.queue_manager import OutcomeListener, QueueManager
 from relay.delivery.shaping import Shaping
 from relay.delivery.tls_policy import TlsPolicy
 from relay.feedback.delivery import DeliveryFeedback
@@ -34,6 +34,7 @@ from relay.ingest.auth import PasswordAuthenticator
 from relay.ingest.handler import SubmissionHandler
 from relay.ingest.session import SubmissionSession
 from relay.ingest.tls import listener_context
+from relay.metrics import CountingAudit, count_outcomes
 from relay.policy.checkpoint import Checkpoint
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
@@ -44,6 +45,7 @@ from relay.rewrite.pipeline import Rewriter
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.signing.keys import load_keys
 from relay.signing.signer import Signer
+from relay.spool.records import Envelope, Outcome
 from relay.spool.store import Spool
 from relay.stores.hashing import load_or_create_key
 from relay.stores.history import SqliteHistory
@@ -97,7 +99,7 @@ async def serve(settings: Settings, source: str) -> None:
         checkpoint = Checkpoint(
             engine,
             stores,
-            audit,
+            CountingAudit(audit),
             stores.hasher.hash,
             settings.audit.keep_addresses,
             rewriter,
@@ -109,7 +111,7 @@ async def serve(settings: Settings, source: str) -> None:
             spool,
             MxResolver(settings.dns, settings.delivery),
             settings.delivery,
-            DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record,
+            _counted(DeliveryFeedback(stores, audit, stores.hasher.hash, keep_addresses).record),
             tls_policy=TlsPolicy(settings.dns, settings.delivery),
             shaping=Shaping(settings.delivery.shaping, source),
             backoff=BackoffTable.load(settings.delivery.backoff_file),
@@ -148,6 +150,16 @@ async def serve(settings: Settings, source: str) -> None:
         await processor.start(leftovers)
         stack.push_async_callback(processor.stop)
         await _run(settings, source, handler, feedback, queue, app, tls_context)
+
+
+def _counted(listener: OutcomeListener) -> OutcomeListener:
+    """`listener`, after counting the outcomes for /metrics."""
+
+    async def counted(envelope: Envelope, outcomes: Sequence[Outcome]) -> None:
+        count_outcomes(outcomes)
+        await listener(envelope, outcomes)
+
+    return counted
 
 
 def _readiness(settings: Settings, engine: PolicyEngine, signer: Signer) -> ReadinessCache | None:

@@ -20,6 +20,7 @@ from relay.audit.log import AuditLog
 from relay.audit.records import AuditEvent
 from relay.config.model import Settings
 from relay.delivery.queue_manager import QueueManager
+from relay.metrics import DestinationFigures, QueueFigures
 from relay.signing.keys import KeyRing
 from relay.spool.store import Spool
 from relay.stores.base import Stores
@@ -77,6 +78,29 @@ class Admin:
             inputs={**principal.audit_inputs(), **(inputs or {})},
             sender_id=sender_id,
             relay_version=__version__,
+        )
+
+    async def queue_figures(self) -> QueueFigures:
+        """The queue as /metrics shows it."""
+        counts = await self.spool.counts()
+        snapshot = self.queue.snapshot()
+        return QueueFigures(
+            messages=counts.messages,
+            recipients=counts.recipients,
+            held=counts.held,
+            sleeping=snapshot.sleeping,
+            running=snapshot.running,
+            destinations=[
+                DestinationFigures(
+                    name=state.name,
+                    waiting=state.waiting,
+                    active=state.active,
+                    pace=state.pace,
+                    suspended=state.suspended_until is not None,
+                    paused_senders=len(state.paused_senders),
+                )
+                for state in snapshot.destinations
+            ],
         )
 
     async def record(self, *events: AuditEvent) -> list[str]:

@@ -11,6 +11,7 @@ from relay import __version__
 from relay.api.admin import Admin
 from relay.api.errors import install_error_handlers
 from relay.api.routes import admin_routers
+from relay.api.timing import RequestTiming
 from relay.api.unsubscribe import unsubscribe_router
 from relay.audit.log import AuditLog
 from relay.rewrite.unsubscribe import UnsubscribeTokens
@@ -38,6 +39,7 @@ def create_app(
         return PlainTextResponse(f"{exc.detail}\n", exc.status_code, headers=exc.headers)
 
     install_error_handlers(app, plain_error)
+    app.add_middleware(RequestTiming)
     app.include_router(unsubscribe_router(tokens, stores, audit))
     if admin is not None:
         for router, prefix in admin_routers(admin):

@@ -15,23 +15,32 @@ Commercial (and mixed) mail of a paused sender (relay.policy.standing) is not at
 looked at again every PAUSE_RECHECK seconds, its attempts and retry schedule untouched, so the
 pause costs it no attempt; its max_lifetime runs on, but it expires only after a failed attempt
 past it, so mail that waited out a long pause still gets one attempt after the resume.
+
+An operator (admin API) may hold a message (durably: start-up leaves it alone too), release it
+(due at once), bounce its queued recipients (a DSN like any other, status 5.0.0) or delete them
+(final state "deleted", no DSN). A hold cancels the message's jobs; an attempt already running
+finishes and records its outcomes. Bounce and delete wait for such an attempt (at most
+ATTEMPT_WAIT seconds) before they end what is still queued, so no recipient gets two final
+states and the operator's answer tells what the attempt did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from relay.config.model import DeliverySettings
 from relay.delivery.backoff import BackoffAction, BackoffRule, BackoffTable
 from relay.delivery.dsn import FailedRecipient, build_dsn
 from relay.delivery.mx import MxResolver
-from relay.delivery.scheduler import Job, Lane, Scheduler
+from relay.delivery.scheduler import DestinationState, Job, Lane, Scheduler
 from relay.delivery.shaping import Shaping
 from relay.delivery.smtp_client import ConnectionPool, SessionLimits
 from relay.delivery.tls_policy import TlsPolicy
@@ -39,7 +48,18 @@ from relay.errors import DeliveryError, SpoolError, StoreUnavailable
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.spool.store import QueuedGroup, Spool, new_queue_id
 
-__all__ = ["PAUSE_RECHECK", "OutcomeListener", "PauseCheck", "QueueManager", "queued_job"]
+__all__ = [
+    "ATTEMPT_WAIT",
+    "OPERATOR_STATUS",
+    "PAUSE_RECHECK",
+    "AttemptInProgress",
+    "Ended",
+    "OutcomeListener",
+    "PauseCheck",
+    "QueueManager",
+    "QueueSnapshot",
+    "queued_job",
+]
 
 log = logging.getLogger("relay.delivery")
 
@@ -49,6 +69,8 @@ OutcomeListener = Callable[[Envelope, Sequence[Outcome]], Awaitable[None]]
 PauseCheck = Callable[[str], Awaitable[bool]]
 
 PAUSE_RECHECK = 60.0  # seconds between looks at the queued mail of a paused sender
+ATTEMPT_WAIT = 30.0  # seconds an operator's action waits for a running attempt to end
+OPERATOR_STATUS = "5.0.0"  # RFC 3463 "other undefined status": ended by an operator
 _PAUSABLE = ("commercial", "mixed")  # MessageClass values whose mail a pause holds
 _DESTINATION_TTL = 3600.0  # seconds a domain's destination (its provider) is remembered
 _UNRESOLVED_TTL = 60.0  # ... when DNS could not tell: the domain is its own destination
@@ -70,7 +92,7 @@ def _transactional(message_class: str | None, mail_from: str) -> bool:
     return message_class == "transactional" or not mail_from
 
 
-def queued_job(group: QueuedGroup) -> Job:
+def queued_job(group: QueuedGroup, generation: int = 0) -> Job:
     """The job of a message's queued recipients at one domain, as the spool index has them."""
     return Job(
         group.queue_id,
@@ -79,7 +101,29 @@ def queued_job(group: QueuedGroup) -> Job:
         transactional=_transactional(group.message_class, group.mail_from),
         cost=group.recipients if group.verp else 1,
         due_at=group.due_at,
+        generation=generation,
     )
+
+
+class AttemptInProgress(Exception):
+    """A delivery attempt of the message did not end within ATTEMPT_WAIT; nothing else was
+    changed (a bounce or delete leaves the message held); ask again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What an operator's bounce or delete did."""
+
+    ended: tuple[str, ...]  # the recipients it ended (the others ended before or meanwhile)
+    waited: bool  # it waited for an attempt in progress, whose outcomes are recorded
+    dsn_queue_id: str | None = None  # the DSN queued to the envelope sender (bounce)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    destinations: list[DestinationState]
+    sleeping: int  # jobs not yet due (retries, send-time windows)
+    running: int  # attempts in progress
 
 
 class QueueManager:
@@ -111,6 +155,7 @@ class QueueManager:
         self._running = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._attempts: dict[str, set[asyncio.Task[None]]] = {}  # queue id -> running attempts
         self._runner: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
 
@@ -179,6 +224,8 @@ class QueueManager:
                 task = asyncio.create_task(self._attempt(job, lane), name=f"deliver-{job}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                self._attempts.setdefault(job.queue_id, set()).add(task)
+                task.add_done_callback(functools.partial(self._attempt_over, job.queue_id))
             self._wake.clear()
             # At max_deliveries only a finished attempt (which sets _wake) frees a slot.
             wake_at = (
@@ -189,6 +236,13 @@ class QueueManager:
             timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _attempt_over(self, queue_id: str, task: asyncio.Task[None]) -> None:
+        running = self._attempts.get(queue_id)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self._attempts[queue_id]
 
     def _route(self, job: Job, now: float) -> None:
         """Put a due job in its destination's queue, learning the destination first if needed."""
@@ -233,6 +287,101 @@ class QueueManager:
                 if until <= now:
                     del self._destinations[domain]
 
+    # -- operators (admin API) --------------------------------------------------------------
+
+    def snapshot(self) -> QueueSnapshot:
+        """Every destination's state, and the jobs sleeping and running."""
+        return QueueSnapshot(
+            self._scheduler.destinations(time.time()), len(self._scheduler), self._running
+        )
+
+    def attempting(self, queue_id: str) -> bool:
+        """Whether a delivery attempt of the message is running now."""
+        return queue_id in self._attempts
+
+    async def hold(self, queue_id: str) -> bool:
+        """Hold the message (durably); an attempt already running finishes. True when it was
+        not held before."""
+        changed = await self._spool.hold(queue_id, True)
+        self._scheduler.cancel(queue_id)
+        if changed:
+            log.info("%s: held by an operator", queue_id)
+        return changed
+
+    async def wait_for_attempts(self, queue_id: str, within: float = ATTEMPT_WAIT) -> bool:
+        """Wait until no attempt of the message runs (AttemptInProgress after `within`
+        seconds); True when there was one to wait for."""
+        running = self._attempts.get(queue_id)
+        if not running:
+            return False
+        _, pending = await asyncio.wait(set(running), timeout=within)
+        if pending:
+            raise AttemptInProgress(
+                f"{queue_id}: a delivery attempt is still in progress after {within:.0f}s"
+            )
+        return True
+
+    async def release(self, queue_id: str) -> bool:
+        """Release a held message: its queued recipients are due now (except those waiting
+        for a send-time window). False when it was not held. Raises AttemptInProgress (still
+        held) while an attempt made before the hold runs: two would deliver twice."""
+        await self.wait_for_attempts(queue_id)
+        if not await self._spool.hold(queue_id, False):
+            return False
+        now = time.time()
+        await self._spool.due_now(queue_id, now)
+        generation = self._scheduler.generation(queue_id)
+        for group in await self._spool.queued(queue_id):
+            self._scheduler.add(queued_job(group, generation))
+        self._wake.set()
+        log.info("%s: released by an operator", queue_id)
+        return True
+
+    async def bounce(self, queue_id: str, reason: str) -> Ended:
+        """Bounce the message's queued recipients with a DSN to its envelope sender: held
+        first, then, once no attempt runs, the DSN spooled, then the recipients ended."""
+        return await self._end(
+            queue_id, RecipientState.BOUNCED, f"bounced by the operator: {reason}"
+        )
+
+    async def delete(self, queue_id: str, reason: str) -> Ended:
+        """End the message's queued recipients as deleted, without DSN, and remove its queue
+        file (held first, then ended once no attempt runs)."""
+        return await self._end(
+            queue_id, RecipientState.DELETED, f"deleted by the operator: {reason}"
+        )
+
+    async def _end(self, queue_id: str, state: RecipientState, diagnostic: str) -> Ended:
+        await self.hold(queue_id)
+        waited = await self.wait_for_attempts(queue_id)
+        pending = await self._spool.pending(queue_id)
+        if not pending:
+            await self._spool.remove(queue_id)
+            return Ended((), waited)
+        result = DeliveryResult(OPERATOR_STATUS, diagnostic)
+        now = time.time()
+        notice: Envelope | None = None
+        if state is RecipientState.BOUNCED:
+            envelope, content = await self._spool.load(queue_id)
+            failures = [FailedRecipient(recipient.address, result) for recipient in pending]
+            # Spooled before the recipients end, as after an attempt: never a bounce without
+            # its notice.
+            notice = await self._queue_dsn(envelope, content, failures, now)
+        ended = await self._spool.end(queue_id, [r.address for r in pending], state, result)
+        for address in ended:
+            log.info(
+                "%s: to=<%s> relay=none status=%s dsn=%s (%s)",
+                queue_id,
+                address,
+                state.value,
+                result.status,
+                result.diagnostic,
+            )
+        await self._spool.remove(queue_id)
+        if notice is not None:
+            self.enqueue(notice)
+        return Ended(tuple(ended), waited, notice.queue_id if notice is not None else None)
+
     # -- one attempt ------------------------------------------------------------------------
 
     async def _attempt(self, job: Job, lane: Lane) -> None:
@@ -271,6 +420,9 @@ class QueueManager:
             return
         if await self._waits(envelope):
             self._reschedule(job, started + PAUSE_RECHECK)
+            return
+        if not self._scheduler.current(job):
+            log.info("%s: held by an operator; not attempted", queue_id)
             return
         attempts = {recipient.address: recipient.attempts for recipient in due}
         results = await self._deliver_to_domain(
@@ -469,12 +621,14 @@ class QueueManager:
             retry,
         )
 
-    async def _notify_sender(
+    async def _queue_dsn(
         self, envelope: Envelope, content: bytes, failures: list[FailedRecipient], now: float
-    ) -> None:
+    ) -> Envelope | None:
+        """Spool a DSN of `failures` to the envelope sender (None: a null sender, no DSN);
+        SpoolError when it cannot. Schedule it with enqueue()."""
         if not envelope.mail_from:
             log.info("%s: no DSN: the message had a null sender", envelope.queue_id)
-            return
+            return None
         report = build_dsn(envelope, content, failures, self._settings.helo_name, now)
         notice = Envelope(
             queue_id=new_queue_id(),
@@ -483,8 +637,15 @@ class QueueManager:
             received_at=now,
             smtputf8=not envelope.mail_from.isascii(),
         )
+        await self._spool.accept(notice, report)
+        log.info("%s: sender non-delivery notification: %s", envelope.queue_id, notice.queue_id)
+        return notice
+
+    async def _notify_sender(
+        self, envelope: Envelope, content: bytes, failures: list[FailedRecipient], now: float
+    ) -> None:
         try:
-            await self._spool.accept(notice, report)
+            notice = await self._queue_dsn(envelope, content, failures, now)
         except SpoolError as exc:
             # Raising would retry the whole attempt and deliver to the recipients that just
             # succeeded again; the failures are still recorded and logged.
@@ -495,5 +656,5 @@ class QueueManager:
                 exc,
             )
             return
-        log.info("%s: sender non-delivery notification: %s", envelope.queue_id, notice.queue_id)
-        self.enqueue(notice)
+        if notice is not None:
+            self.enqueue(notice)

@@ -10,6 +10,10 @@ also be paused at one destination (a provider's block) and have limits of its ow
 
 Every operation costs O(log n) in the number of queued jobs (heaps and deques, never a scan of
 the queue); choosing a sender walks the senders waiting at one destination.
+
+An operator's hold cancels a message's jobs without looking for them: each job carries the
+generation of its message when it was made, `cancel` moves the message to its next generation,
+and a job of an older one is dropped wherever it turns up (due, placed, taken or added back).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from relay.config.types import Rate
 from relay.delivery.backoff import Pace
 from relay.delivery.shaping import Limits
 
-__all__ = ["Job", "Lane", "RateBudget", "Scheduler"]
+__all__ = ["DestinationState", "Job", "Lane", "RateBudget", "Scheduler"]
 
 _sequence = count()
 
@@ -33,7 +37,16 @@ _sequence = count()
 class Job:
     """One message's recipients at one domain; ordered by due time, then by age."""
 
-    __slots__ = ("cost", "domain", "due_at", "queue_id", "sender", "seq", "transactional")
+    __slots__ = (
+        "cost",
+        "domain",
+        "due_at",
+        "generation",
+        "queue_id",
+        "sender",
+        "seq",
+        "transactional",
+    )
 
     def __init__(
         self,
@@ -44,6 +57,7 @@ class Job:
         transactional: bool,
         cost: int,
         due_at: float,
+        generation: int = 0,
     ) -> None:
         self.queue_id = queue_id
         # Interned: a million queued jobs share a few thousand domains and senders, and each
@@ -53,6 +67,7 @@ class Job:
         self.transactional = transactional
         self.cost = cost  # SMTP transactions it takes (one per recipient under VERP)
         self.due_at = due_at
+        self.generation = generation  # Scheduler.generation(queue_id) when it was made
         self.seq = next(_sequence)
 
     def __lt__(self, other: Job) -> bool:
@@ -147,6 +162,21 @@ class Lane:
         return cap is not None and self.active_by_sender.get(sender, 0) >= self.pace.scaled(cap)
 
 
+@dataclass(frozen=True, slots=True)
+class DestinationState:
+    """What a destination is doing now (the admin API's view of a lane)."""
+
+    name: str
+    waiting: int  # due jobs waiting for a connection or their rate
+    active: int  # jobs being attempted (connections in use)
+    limits: Limits  # as configured
+    max_connections: int  # at the current pace
+    rates: tuple[tuple[int, int], ...]  # (amount, period) at the current pace
+    pace: float  # factor of the configured limits, 1.0 at full pace
+    suspended_until: float | None  # epoch seconds; None when not suspended
+    paused_senders: dict[str, float]  # sender -> until (epoch seconds)
+
+
 class Scheduler:
     def __init__(self) -> None:
         self.budget = RateBudget()
@@ -154,6 +184,9 @@ class Scheduler:
         self._timers: list[Job] = []  # jobs not yet due
         self._lane_timers: list[tuple[float, int, Lane]] = []
         self._ready: deque[Lane] = deque()
+        # Messages whose jobs were cancelled (held by an operator): queue id -> generation.
+        # Few (operators' actions), so kept for the life of the process.
+        self._generations: dict[str, int] = {}
 
     def __len__(self) -> int:
         """Jobs sleeping until due (the rest wait at their destinations or are running)."""
@@ -162,13 +195,29 @@ class Scheduler:
     # -- jobs -------------------------------------------------------------------------------
 
     def add(self, job: Job) -> None:
-        heapq.heappush(self._timers, job)
+        if self.current(job):
+            heapq.heappush(self._timers, job)
 
     def pop_due(self, now: float) -> list[Job]:
         due: list[Job] = []
         while self._timers and self._timers[0].due_at <= now:
-            due.append(heapq.heappop(self._timers))
+            job = heapq.heappop(self._timers)
+            if self.current(job):
+                due.append(job)
         return due
+
+    def generation(self, queue_id: str) -> int:
+        """The generation a new job of the message gets."""
+        return self._generations.get(queue_id, 0)
+
+    def current(self, job: Job) -> bool:
+        """Whether the job is still wanted (its message was not held since it was made)."""
+        return job.generation == self._generations.get(job.queue_id, 0)
+
+    def cancel(self, queue_id: str) -> None:
+        """Drop every job of the message, wherever it is; one being attempted finishes, and
+        is not added back."""
+        self._generations[queue_id] = self._generations.get(queue_id, 0) + 1
 
     def lane(self, name: str, limits: Limits) -> Lane:
         lane = self.lanes.get(name)
@@ -178,6 +227,8 @@ class Scheduler:
 
     def place(self, job: Job, lane: Lane) -> None:
         """A due job waits at its destination."""
+        if not self.current(job):
+            return
         queue = lane.queues[0 if job.transactional else 1]
         jobs = queue.get(job.sender)
         if jobs is None:
@@ -216,6 +267,27 @@ class Scheduler:
     def wake(self, lane: Lane) -> None:
         """Look at the destination again (its pace or pauses changed)."""
         self._list(lane)
+
+    def destinations(self, now: float) -> list[DestinationState]:
+        """Every destination known now, by name."""
+        return [
+            DestinationState(
+                name=lane.name,
+                waiting=lane.queued,
+                active=lane.active,
+                limits=lane.limits,
+                max_connections=lane.max_connections,
+                rates=tuple(lane.rates()),
+                pace=lane.pace.factor,
+                suspended_until=(
+                    lane.pace.suspended_until if lane.pace.suspended_until > now else None
+                ),
+                paused_senders={
+                    sender: until for sender, until in lane.paused_senders.items() if until > now
+                },
+            )
+            for lane in sorted(self.lanes.values(), key=lambda lane: lane.name)
+        ]
 
     # -- choosing the next job --------------------------------------------------------------
 
@@ -256,7 +328,13 @@ class Scheduler:
         sender_rates = lane.sender_rates()
         wake = math.inf
         for queue in lane.queues:
-            for sender, jobs in queue.items():
+            for sender, jobs in list(queue.items()):
+                while jobs and not self.current(jobs[0]):
+                    jobs.popleft()  # cancelled: its message is held
+                    lane.queued -= 1
+                if not jobs:
+                    del queue[sender]
+                    continue
                 paused_until = lane.paused_senders.get(sender, 0.0)
                 if paused_until > now:
                     wake = min(wake, paused_until)

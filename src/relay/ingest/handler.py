@@ -17,6 +17,7 @@ from aiosmtpd.smtp import Session
 from relay import replies
 from relay.audit.records import AuditEvent
 from relay.errors import SigningError, SpoolError
+from relay.metrics import SUBMISSIONS
 from relay.policy.checkpoint import Checkpoint, Transaction
 from relay.replies import Reply
 from relay.rewrite.verp import verp_return_path
@@ -133,6 +134,18 @@ class SubmissionHandler:
     ) -> str:
         """Decide, record and spool a complete transaction; the reply says whether it is safe
         on disk. Audit records are durable before the reply."""
+        started = time.perf_counter()
+        reply = await self._submit(session, smtp_envelope, content, transaction)
+        SUBMISSIONS.labels(f"{reply[:1]}xx").observe(time.perf_counter() - started)
+        return reply
+
+    async def _submit(
+        self,
+        session: Session,
+        smtp_envelope: SmtpEnvelope,
+        content: bytes,
+        transaction: Transaction,
+    ) -> str:
         outcome = await self._checkpoint.message(transaction, content)
         events = [*transaction.pending_audit, *outcome.events]
         transaction.pending_audit = []

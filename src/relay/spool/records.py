@@ -12,16 +12,26 @@ from enum import StrEnum
 
 from relay.rewrite.verp import verp_address
 
-__all__ = ["DeliveryResult", "Envelope", "Outcome", "PendingRecipient", "RecipientState"]
+__all__ = [
+    "DeliveryResult",
+    "Envelope",
+    "MessageSummary",
+    "Outcome",
+    "PendingRecipient",
+    "RecipientState",
+    "RecipientStatus",
+]
 
 
 class RecipientState(StrEnum):
-    """Every accepted recipient ends in exactly one final state (DESIGN §3)."""
+    """Every accepted recipient ends in exactly one final state (DESIGN §3): delivered, bounced
+    (DSN), expired (DSN), or deleted by an operator (admin API; no DSN)."""
 
     QUEUED = "queued"
     DELIVERED = "delivered"
     BOUNCED = "bounced"
     EXPIRED = "expired"
+    DELETED = "deleted"
 
     @property
     def final(self) -> bool:
@@ -98,3 +108,33 @@ class PendingRecipient:
     address: str
     attempts: int
     next_attempt_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientStatus:
+    """One recipient of a message as the spool index has it (the admin API's view)."""
+
+    address: str
+    state: RecipientState
+    attempts: int
+    next_attempt_at: float | None  # None once final
+    status: str | None  # of the last attempt (or of the operator's bounce or delete)
+    diagnostic: str | None
+    remote_mta: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """A message in the spool index: its envelope's indexed fields and its recipients' counts."""
+
+    queue_id: str
+    mail_from: str
+    sender_id: str | None
+    message_class: str | None
+    received_at: float
+    size: int
+    held: bool  # held by an operator (admin API): not attempted until released
+    recipients: int
+    queued: int
+    next_attempt_at: float | None  # the earliest among the queued recipients

@@ -11,6 +11,10 @@ A message is accepted when its queue file has been written, fsync'd, renamed int
 directory fsync'd: the file alone proves acceptance, so a crash between that and the index insert
 loses nothing (start-up indexes queue files the index does not know). Recipient states live in
 SQLite; a committed update survives `kill -9`.
+
+An operator (admin API) may hold a message: the flag lives in the index, so start-up does not
+schedule a held message; may end its queued recipients as bounced or deleted (`end`); and may
+list and inspect what is queued (`messages`, `message`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,21 @@ from relay.errors import SpoolError
 from relay.spool.records import (
     DeliveryResult,
     Envelope,
+    MessageSummary,
     Outcome,
     PendingRecipient,
     RecipientState,
+    RecipientStatus,
 )
 
-__all__ = ["HeldRecipient", "QueuedGroup", "Spool", "held_recipients", "new_queue_id"]
+__all__ = [
+    "HeldRecipient",
+    "QueuedGroup",
+    "Spool",
+    "SpoolCounts",
+    "held_recipients",
+    "new_queue_id",
+]
 
 log = logging.getLogger("relay.spool")
 
@@ -65,6 +78,9 @@ CREATE TABLE IF NOT EXISTS recipients (
     PRIMARY KEY (queue_id, address)
 );
 CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients(state, next_attempt_at);
+-- The queued recipients by message, for listing what is queued: small (a recipient leaves it
+-- when it ends), while the table keeps every final recipient.
+CREATE INDEX IF NOT EXISTS recipients_queued ON recipients(queue_id) WHERE state = 'queued';
 """
 # Columns added since the first release, for the scheduler to rebuild its jobs at start-up
 # without reading every queue file; rows written before them read as commercial-class mail of
@@ -73,7 +89,11 @@ _ADDED_COLUMNS = (
     ("messages", "sender_id", "TEXT"),
     ("messages", "message_class", "TEXT"),
     ("messages", "verp", "INTEGER NOT NULL DEFAULT 0"),
+    # Held by an operator (admin API): not scheduled, at start-up either, until released.
+    ("messages", "operator_hold", "INTEGER NOT NULL DEFAULT 0"),
 )
+_QUEUED = RecipientState.QUEUED.value
+_PAGE_MAX = 1000
 
 
 def new_queue_id() -> str:
@@ -228,20 +248,30 @@ class Spool:
         except (ValueError, TypeError, KeyError) as exc:
             raise SpoolError(f"{queue_file.name}: unreadable envelope: {exc}") from exc
 
-    async def queued(self) -> list[QueuedGroup]:
-        """Every message's queued recipients, grouped by domain: what start-up schedules."""
-        return await self._in_index_thread(self._queued)
+    async def queued(self, queue_id: str | None = None) -> list[QueuedGroup]:
+        """Every message's queued recipients, grouped by domain: what start-up schedules;
+        messages held by an operator are left out. With `queue_id`: that message's, held or
+        not (its release schedules them)."""
+        return await self._in_index_thread(self._queued, queue_id)
 
-    def _queued(self) -> list[QueuedGroup]:
+    def _queued(self, queue_id: str | None) -> list[QueuedGroup]:
         assert self._db is not None
-        rows = self._db.execute(
+        select = (
             "SELECT r.queue_id, r.address, r.next_attempt_at, m.mail_from, m.sender_id,"
             " m.message_class, m.verp FROM recipients r JOIN messages m USING (queue_id)"
-            # `+`: scan the table in order rather than look every row up through the state
-            # index; at start-up most rows are queued, and the scan is four times faster.
-            " WHERE +r.state = ?",
-            (RecipientState.QUEUED.value,),
         )
+        if queue_id is None:
+            rows = self._db.execute(
+                select
+                # `+`: scan the table in order rather than look every row up through the state
+                # index; at start-up most rows are queued, and the scan is four times faster.
+                + " WHERE +r.state = ? AND NOT m.operator_hold",
+                (_QUEUED,),
+            )
+        else:
+            rows = self._db.execute(
+                select + " WHERE r.queue_id = ? AND r.state = ?", (queue_id, _QUEUED)
+            )
         groups: dict[tuple[str, str], QueuedGroup] = {}
         for queue_id, address, due_at, mail_from, sender_id, message_class, verp in rows:
             domain = address.rpartition("@")[2].lower()
@@ -310,6 +340,168 @@ class Spool:
             ).fetchone()
         return int(remaining)
 
+    # -- operators (admin API) --------------------------------------------------------------
+
+    async def hold(self, queue_id: str, held: bool) -> bool:
+        """Set or clear a message's operator hold; True when that changed it."""
+        return await self._in_index_thread(self._hold, queue_id, held)
+
+    def _hold(self, queue_id: str, held: bool) -> bool:
+        assert self._db is not None
+        with self._db:
+            changed = self._db.execute(
+                "UPDATE messages SET operator_hold = ? WHERE queue_id = ? AND operator_hold != ?",
+                (held, queue_id, held),
+            ).rowcount
+        return changed > 0
+
+    async def due_now(self, queue_id: str, now: float) -> None:
+        """Make the message's queued recipients due at `now` (an operator's release), except
+        those whose first attempt waits for a send-time window: that is policy."""
+        await self._in_index_thread(self._due_now, queue_id, now)
+
+    def _due_now(self, queue_id: str, now: float) -> None:
+        assert self._db is not None
+        with self._db:
+            self._db.execute(
+                "UPDATE recipients SET next_attempt_at = ? WHERE queue_id = ? AND state = ?"
+                " AND next_attempt_at > ? AND attempts > 0",
+                (now, queue_id, _QUEUED, now),
+            )
+
+    async def end(
+        self,
+        queue_id: str,
+        addresses: Iterable[str],
+        state: RecipientState,
+        result: DeliveryResult,
+    ) -> list[str]:
+        """End those of `addresses` that are still queued in the final `state` (an operator's
+        bounce or delete: not an attempt, so `attempts` stays); return the ones it ended."""
+        assert state.final
+        return await self._in_index_thread(self._end, queue_id, list(addresses), state, result)
+
+    def _end(
+        self, queue_id: str, addresses: list[str], state: RecipientState, result: DeliveryResult
+    ) -> list[str]:
+        assert self._db is not None
+        now = time.time()
+        ended: list[str] = []
+        with self._db:
+            self._db.execute("BEGIN")
+            for address in addresses:
+                row = self._db.execute(
+                    "UPDATE recipients SET state = ?, next_attempt_at = ?, status = ?,"
+                    " diagnostic = ?, remote_mta = ?, updated_at = ?"
+                    " WHERE queue_id = ? AND address = ? AND state = ? RETURNING address",
+                    (
+                        state.value,
+                        now,
+                        result.status,
+                        result.diagnostic,
+                        result.remote_mta,
+                        now,
+                        queue_id,
+                        address,
+                        _QUEUED,
+                    ),
+                ).fetchone()
+                if row is not None:
+                    ended.append(row[0])
+        return ended
+
+    async def messages(
+        self,
+        *,
+        after: str = "",
+        limit: int = 100,
+        sender_id: str | None = None,
+        domain: str | None = None,
+        held: bool | None = None,
+    ) -> list[MessageSummary]:
+        """Messages with queued recipients, by queue id (time order) from after `after`: those
+        of `sender_id`, with queued recipients at `domain`, held or not by an operator."""
+        return await self._in_index_thread(
+            self._messages, after, min(limit, _PAGE_MAX), sender_id, domain, held
+        )
+
+    def _messages(
+        self,
+        after: str,
+        limit: int,
+        sender_id: str | None,
+        domain: str | None,
+        held: bool | None,
+    ) -> list[MessageSummary]:
+        assert self._db is not None
+        # `state = 'queued'` written out: the partial index recipients_queued serves it.
+        queued = "SELECT queue_id FROM recipients WHERE state = 'queued' AND queue_id > :after"
+        if domain is not None:
+            queued += " AND lower(substr(address, -length(:at_domain))) = :at_domain"
+        conditions = [f"m.queue_id IN ({queued})"]
+        if sender_id is not None:
+            conditions.append("m.sender_id = :sender_id")
+        if held is not None:
+            conditions.append("m.operator_hold = :held")
+        rows = self._db.execute(
+            f"SELECT {_SUMMARY} FROM messages m WHERE {' AND '.join(conditions)}"
+            " ORDER BY m.queue_id LIMIT :limit",
+            {
+                "after": after,
+                "at_domain": f"@{(domain or '').lower()}",
+                "sender_id": sender_id,
+                "held": held,
+                "limit": limit,
+            },
+        )
+        return [_summary(row) for row in rows]
+
+    async def message(self, queue_id: str) -> tuple[MessageSummary, list[RecipientStatus]] | None:
+        """A message the index knows, queued or ended, with each recipient's state."""
+        return await self._in_index_thread(self._message, queue_id)
+
+    def _message(self, queue_id: str) -> tuple[MessageSummary, list[RecipientStatus]] | None:
+        assert self._db is not None
+        row = self._db.execute(
+            f"SELECT {_SUMMARY} FROM messages m WHERE m.queue_id = ?", (queue_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        rows = self._db.execute(
+            "SELECT address, state, attempts, next_attempt_at, status, diagnostic, remote_mta,"
+            " updated_at FROM recipients WHERE queue_id = ? ORDER BY rowid",
+            (queue_id,),
+        )
+        recipients = [
+            RecipientStatus(
+                address,
+                RecipientState(state),
+                attempts,
+                due if state == _QUEUED else None,
+                status,
+                diagnostic,
+                remote_mta,
+                updated_at,
+            )
+            for address, state, attempts, due, status, diagnostic, remote_mta, updated_at in rows
+        ]
+        return _summary(row), recipients
+
+    async def counts(self) -> SpoolCounts:
+        """How many messages and recipients are queued, and how many messages are held."""
+        return await self._in_index_thread(self._counts)
+
+    def _counts(self) -> SpoolCounts:
+        assert self._db is not None
+        messages, recipients = self._db.execute(
+            "SELECT COUNT(DISTINCT queue_id), COUNT(*) FROM recipients WHERE state = 'queued'"
+        ).fetchone()
+        (held,) = self._db.execute(
+            "SELECT COUNT(*) FROM messages m WHERE m.operator_hold AND EXISTS"
+            " (SELECT 1 FROM recipients r WHERE r.queue_id = m.queue_id AND r.state = 'queued')"
+        ).fetchone()
+        return SpoolCounts(int(messages), int(recipients), int(held))
+
     async def remove(self, queue_id: str) -> None:
         """Delete the queue file of a message whose recipients are all final."""
         await asyncio.to_thread((self.queue_dir / queue_id).unlink, missing_ok=True)
@@ -349,6 +541,40 @@ class Spool:
     async def _in_index_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._index_thread, function, *args)
+
+
+_SUMMARY = (
+    "m.queue_id, m.mail_from, m.sender_id, m.message_class, m.received_at, m.size,"
+    " m.operator_hold,"
+    " (SELECT COUNT(*) FROM recipients r WHERE r.queue_id = m.queue_id),"
+    " (SELECT COUNT(*) FROM recipients r WHERE r.queue_id = m.queue_id AND r.state = 'queued'),"
+    " (SELECT MIN(next_attempt_at) FROM recipients r"
+    "  WHERE r.queue_id = m.queue_id AND r.state = 'queued')"
+)
+
+
+def _summary(row: tuple[Any, ...]) -> MessageSummary:
+    queue_id, mail_from, sender_id, message_class, received_at, size, held, *counts = row
+    recipients, queued, next_attempt_at = counts
+    return MessageSummary(
+        queue_id,
+        mail_from,
+        sender_id,
+        message_class,
+        received_at,
+        size,
+        bool(held),
+        int(recipients),
+        int(queued),
+        next_attempt_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolCounts:
+    messages: int  # with queued recipients
+    recipients: int  # queued
+    held: int  # messages with queued recipients held by an operator
 
 
 @dataclass(slots=True)
