@@ -6,17 +6,21 @@ answers 451 4.3.0 when a store cannot be asked (never fail open).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from relay.stores.models import (
     ApiToken,
     ConsentRecord,
+    ErasureResult,
     PauseChange,
     SenderProfile,
     SoftBounce,
+    SubjectRequest,
     SuppressionEntry,
+    SuppressionKey,
+    SuppressionQuery,
 )
 from relay.stores.stats import ListStats
 
@@ -121,4 +125,88 @@ class Stores(Protocol):
     async def revoke_api_token(self, token_id: str, at: datetime) -> ApiToken | None:
         """Mark the token revoked (from `at` on); None when there is no such token. Revoking a
         revoked token changes nothing and returns it."""
+        ...
+
+    # -- admin API: suppressions -----------------------------------------------------------------
+
+    async def suppressions_page(
+        self, query: SuppressionQuery, after: SuppressionKey | None, limit: int
+    ) -> list[SuppressionEntry]:
+        """Up to `limit` entries matching `query`, in SuppressionKey order, after `after`
+        (None: from the first). Each page is a seek, never a scan over earlier pages."""
+        ...
+
+    async def suppression_entry(
+        self, address_hash: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        """The entry of exactly this recipient, sender and list (None: the sender-wide one)."""
+        ...
+
+    async def remove_suppression(
+        self, address_hash: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        """Remove the entry of exactly this recipient, sender and list and return it; None when
+        there is none. An erasure entry is never removed (StoreConflict): its keyed hash is what
+        keeps an erased address suppressed."""
+        ...
+
+    # -- admin API: consent, erasure -------------------------------------------------------------
+
+    async def consent_record(self, record_id: str) -> ConsentRecord | None: ...
+
+    async def consents_page(
+        self, address_hash: str | None, sender_id: str | None, after: str | None, limit: int
+    ) -> list[ConsentRecord]:
+        """Up to `limit` records of the recipient and/or sender, by record id, after `after`."""
+        ...
+
+    async def withdraw_consents(
+        self, record_ids: Sequence[str], at: datetime
+    ) -> list[ConsentRecord]:
+        """Set withdrawn_at to `at` on those of the records not withdrawn yet (the only change
+        a consent record ever takes) and return them as changed."""
+        ...
+
+    async def senders_holding(self, address_hash: str) -> list[str]:
+        """The senders with consent records, suppression entries, soft bounces or data-subject
+        requests of the recipient."""
+        ...
+
+    async def erase_address(
+        self,
+        address_hash: str,
+        sender_ids: Sequence[str],
+        entries: Iterable[SuppressionEntry],
+    ) -> ErasureResult:
+        """In one transaction, for the recipient and each of `sender_ids`: delete its consent
+        records and soft bounces, remove the clear address from its suppression entries and
+        data-subject requests, and add `entries` (erasure entries, keyed hash only; one
+        replaces a sender-wide entry already there). Deleted data is overwritten, not only
+        unlinked, so that no copy of the clear address stays in the store's files."""
+        ...
+
+    # -- admin API: data-subject requests (EU-RESPONSE-1M) ---------------------------------------
+
+    async def add_subject_request(self, request: SubjectRequest) -> None:
+        """Store a new request; a request id already used is a StoreConflict."""
+        ...
+
+    async def subject_request(self, request_id: str) -> SubjectRequest | None: ...
+
+    async def subject_requests_page(
+        self,
+        open_only: bool,
+        sender_id: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[SubjectRequest]:
+        """Up to `limit` requests by (due_at, request_id), after `after`; only those not
+        completed when `open_only`."""
+        ...
+
+    async def complete_subject_request(
+        self, request_id: str, at: datetime
+    ) -> SubjectRequest | None:
+        """Mark the request completed at `at` (a completed one keeps its time); None when
+        there is no such request."""
         ...

@@ -3,7 +3,13 @@
 Every row is validated against a row schema (unknown fields refused); the problems of all rows
 are collected and reported as `FILE:LINE: problem`, LINE being the physical line in the file (the
 CSV header is line 1). A file with any problem imports nothing: the readers raise ImportRowError
-before a store is touched.
+before a store is touched. The same reader takes request bodies of the admin API
+(`parse_suppressions`, `parse_consents`), whose problems read `line N: problem`.
+
+Suppression exports (`SUPPRESSION_COLUMNS`, `suppression_export_row`) are written in the import
+format, so that an export imports again as it was. An entry whose clear address is not kept
+(an erasure, or `keep_addresses` off) is exported by its keyed hash (`address_hash`): such a row
+means something only to relay nodes sharing the same address HMAC key.
 
 Consent rows enforce what must be true when a record is created (COMPLIANCE §1.2):
 EU-CONSENT-PROOF (GDPR Art. 7(1)): obtained_at, the mechanism (`source`) and `evidence_ref` are
@@ -21,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -50,14 +56,21 @@ from relay.stores.models import (
 from relay.timezones import TimeZoneName
 
 __all__ = [
+    "EU_CONSENT_NOT_PRETICKED",
+    "EU_CONSENT_PROOF",
+    "SUPPRESSION_COLUMNS",
+    "Address",
     "ConsentRow",
     "ImportFormat",
     "SenderRow",
     "SuppressionRow",
     "detect_format",
+    "parse_consents",
+    "parse_suppressions",
     "read_consents",
     "read_senders",
     "read_suppressions",
+    "suppression_export_row",
 ]
 
 EU_CONSENT_PROOF = "EU-CONSENT-PROOF (GDPR Art. 7(1))"
@@ -97,12 +110,20 @@ def detect_format(path: Path, explicit: str | None = None) -> ImportFormat:
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\".]+(\.[^@\s<>()\[\],;:\".]+)+")
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_KEYED_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def _address(value: str) -> str:
     value = value.strip()
     if not _ADDRESS.fullmatch(value):
         raise ValueError(f"{value!r} does not look like an e-mail address (local@domain.tld)")
+    return value
+
+
+def _keyed_hash(value: str) -> str:
+    value = value.strip().lower()
+    if not _KEYED_HASH.fullmatch(value):
+        raise ValueError(f"{value!r} is not a keyed address hash (64 hexadecimal digits)")
     return value
 
 
@@ -144,6 +165,7 @@ def _contact(value: str) -> str:
 
 Text = Annotated[str, Field(min_length=1)]
 Address = Annotated[str, AfterValidator(_address)]
+KeyedHash = Annotated[str, AfterValidator(_keyed_hash)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Domain = Annotated[str, AfterValidator(_domain)]
 Country = Annotated[str, AfterValidator(_country)]
@@ -152,6 +174,9 @@ Words = Annotated[tuple[Text, ...], BeforeValidator(_words)]
 
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    # Columns of which a CSV header must name at least one (checked with the required ones).
+    one_of_columns: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
 
 def _at_least_one(hint: str) -> AfterValidator:
@@ -175,7 +200,10 @@ def _now(info: ValidationInfo) -> datetime:
 
 
 class SuppressionRow(_Row):
-    address: Address
+    one_of_columns = (("address", "address_hash"),)
+
+    address: Address | None = None
+    address_hash: KeyedHash | None = None  # an export's entry without its clear address
     sender_id: Text
     scope: SuppressionScope = SuppressionScope.SENDER
     list_id: Text | None = None
@@ -186,13 +214,19 @@ class SuppressionRow(_Row):
 
     @model_validator(mode="after")
     def _list_needs_id(self) -> Self:
+        if (self.address is None) == (self.address_hash is None):
+            raise ValueError("give either address or address_hash (from an export), not both")
         if self.scope is SuppressionScope.LIST and self.list_id is None:
             raise ValueError("scope sender+list needs a list_id")
         return self
 
     def to_entry(self, hasher: AddressHasher, source: str, now: datetime) -> SuppressionEntry:
+        address_hash = self.address_hash
+        if self.address is not None:
+            address_hash = hasher.hash(self.address)
+        assert address_hash is not None  # the model validator wants one of them
         return SuppressionEntry(
-            address_hash=hasher.hash(self.address),
+            address_hash=address_hash,
             sender_id=self.sender_id,
             scope=self.scope,
             reason=self.reason,
@@ -380,10 +414,23 @@ def read_suppressions(
     now: datetime | None = None,
 ) -> list[SuppressionEntry]:
     """Suppression entries of an import file; ImportRowError lists every bad row."""
-    now = now or datetime.now(UTC)
-    rows = _validated(path, file_format, SuppressionRow, now)
-    source = f"import:{path.name}"
-    return [row.to_entry(hasher, source, now) for _, row in rows]
+    kind = detect_format(path, file_format)
+    return _suppressions(
+        _read_bytes(path), kind, hasher, _in_file(path), f"import:{path.name}", now
+    )
+
+
+def parse_suppressions(
+    data: bytes,
+    kind: ImportFormat,
+    hasher: AddressHasher,
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> list[SuppressionEntry]:
+    """Suppression entries of a request body (`source` for rows naming none); ImportRowError
+    lists every bad row as `line N: problem`."""
+    return _suppressions(data, kind, hasher, _in_body, source, now)
 
 
 def read_consents(
@@ -394,16 +441,25 @@ def read_consents(
     now: datetime | None = None,
 ) -> list[ConsentRecord]:
     """Consent records of an import file; ImportRowError lists every bad row."""
-    rows = _validated(path, file_format, ConsentRow, now or datetime.now(UTC))
-    _refuse_repeats(path, rows, {"record_id": lambda row: [row.record_id]})
-    return [row.to_record(hasher) for _, row in rows]
+    kind = detect_format(path, file_format)
+    return _consents(_read_bytes(path), kind, hasher, _in_file(path), now)
+
+
+def parse_consents(
+    data: bytes, kind: ImportFormat, hasher: AddressHasher, *, now: datetime | None = None
+) -> list[ConsentRecord]:
+    """Consent records of a request body; ImportRowError lists every bad row as `line N:
+    problem`."""
+    return _consents(data, kind, hasher, _in_body, now)
 
 
 def read_senders(path: Path, *, file_format: str | None = None) -> list[SenderProfile]:
     """Sender profiles of an import file; ImportRowError lists every bad row."""
-    rows = _validated(path, file_format, SenderRow, datetime.now(UTC))
+    kind = detect_format(path, file_format)
+    where = _in_file(path)
+    rows = _validated(_read_bytes(path), kind, SenderRow, datetime.now(UTC), where)
     _refuse_repeats(
-        path,
+        where,
         rows,
         {
             "sender_id": lambda row: [row.sender_id],
@@ -414,35 +470,67 @@ def read_senders(path: Path, *, file_format: str | None = None) -> list[SenderPr
     return [row.to_profile() for _, row in rows]
 
 
+# Where a problem is: a line of the file or body (None: the whole of it).
+Where = Callable[[int | None], str]
+
+
+def _in_file(path: Path) -> Where:
+    return lambda line: str(path) if line is None else f"{path}:{line}"
+
+
+def _in_body(line: int | None) -> str:
+    return "body" if line is None else f"line {line}"
+
+
+def _suppressions(
+    data: bytes,
+    kind: ImportFormat,
+    hasher: AddressHasher,
+    where: Where,
+    source: str,
+    now: datetime | None,
+) -> list[SuppressionEntry]:
+    now = now or datetime.now(UTC)
+    rows = _validated(data, kind, SuppressionRow, now, where)
+    return [row.to_entry(hasher, source, now) for _, row in rows]
+
+
+def _consents(
+    data: bytes, kind: ImportFormat, hasher: AddressHasher, where: Where, now: datetime | None
+) -> list[ConsentRecord]:
+    rows = _validated(data, kind, ConsentRow, now or datetime.now(UTC), where)
+    _refuse_repeats(where, rows, {"record_id": lambda row: [row.record_id]})
+    return [row.to_record(hasher) for _, row in rows]
+
+
 RowT = TypeVar("RowT", bound=_Row)
 
 
 def _validated(
-    path: Path, file_format: str | None, schema: type[RowT], now: datetime
+    data: bytes, kind: ImportFormat, schema: type[RowT], now: datetime, where: Where
 ) -> list[tuple[int, RowT]]:
-    """(line, row) of every row of the file, or ImportRowError with every problem."""
-    kind = detect_format(path, file_format)
-    text = _read_text(path)
+    """(line, row) of every row, or ImportRowError with every problem."""
+    text = _decoded(data, where)
     problems: list[str] = []
     if kind is ImportFormat.CSV:
-        raw_rows = _csv_rows(path, text, schema, problems)
+        raw_rows = _csv_rows(where, text, schema, problems)
     else:
-        raw_rows = _jsonl_rows(path, text, problems)
+        raw_rows = _jsonl_rows(where, text, problems)
     rows: list[tuple[int, RowT]] = []
     for line, raw in raw_rows:
         try:
             rows.append((line, schema.model_validate(raw, context={"now": now})))
         except ValidationError as exc:
-            problems.extend(f"{path}:{line}: {_describe(error)}" for error in exc.errors())
+            problems.extend(f"{where(line)}: {_describe(error)}" for error in exc.errors())
     if problems:
         raise ImportRowError(problems)
     if not rows:
-        raise ImportRowError([f"{path}: no rows to import"])
+        raise ImportRowError([f"{where(None)}: no rows to import"])
     return rows
 
 
 def _refuse_repeats(
-    path: Path,
+    where: Where,
     rows: list[tuple[int, RowT]],
     unique: dict[str, Callable[[RowT], list[str]]],
 ) -> None:
@@ -457,23 +545,26 @@ def _refuse_repeats(
                 else:
                     first[value] = line
     if found:
-        raise ImportRowError([f"{path}:{line}: {problem}" for line, problem in sorted(found)])
+        raise ImportRowError([f"{where(line)}: {problem}" for line, problem in sorted(found)])
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImportRowError([f"{path}: cannot read the file: {exc.strerror}"]) from None
+
+
+def _decoded(data: bytes, where: Where) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ImportRowError([f"{path}:{line}: not UTF-8 text"]) from None
+        raise ImportRowError([f"{where(line)}: not UTF-8 text"]) from None
 
 
 def _csv_rows(
-    path: Path, text: str, schema: type[_Row], problems: list[str]
+    where: Where, text: str, schema: type[_Row], problems: list[str]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows as {column: value} with empty cells left out; none (and problems) when the header
     is unusable, since every row would then repeat the same problem."""
@@ -486,27 +577,33 @@ def _csv_rows(
             if any(cell.strip() for cell in record):
                 records.append((start, record))
     except csv.Error as exc:
-        problems.append(f"{path}:{reader.line_num}: unreadable CSV: {exc}")
+        problems.append(f"{where(reader.line_num)}: unreadable CSV: {exc}")
         return iter(())
     if not records:
         return iter(())
     header_line, header = records[0]
     columns = [name.strip().lower() for name in header]
     fields = schema.model_fields
+    at_header = where(header_line)
     header_problems = [
-        f"{path}:{header_line}: unknown column {name!r} (columns: {', '.join(fields)})"
+        f"{at_header}: unknown column {name!r} (columns: {', '.join(fields)})"
         for name in dict.fromkeys(columns)
         if name not in fields
     ]
     header_problems += [
-        f"{path}:{header_line}: column {name!r} appears more than once"
+        f"{at_header}: column {name!r} appears more than once"
         for name in dict.fromkeys(columns)
         if columns.count(name) > 1
     ]
     header_problems += [
-        f"{path}:{header_line}: required column {name!r} is missing"
+        f"{at_header}: required column {name!r} is missing"
         for name, field in fields.items()
         if field.is_required() and name not in columns
+    ]
+    header_problems += [
+        f"{at_header}: one of the columns {' or '.join(map(repr, names))} is required"
+        for names in schema.one_of_columns
+        if not any(name in columns for name in names)
     ]
     if header_problems:
         problems.extend(header_problems)
@@ -516,7 +613,7 @@ def _csv_rows(
         for line, record in records[1:]:
             if len(record) != len(columns):
                 problems.append(
-                    f"{path}:{line}: {len(record)} values, but the header has"
+                    f"{where(line)}: {len(record)} values, but the header has"
                     f" {len(columns)} columns"
                 )
                 continue
@@ -532,7 +629,9 @@ def _csv_rows(
     return rows()
 
 
-def _jsonl_rows(path: Path, text: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_rows(
+    where: Where, text: str, problems: list[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """One JSON object per line; null values are left out (as absent)."""
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -540,10 +639,10 @@ def _jsonl_rows(path: Path, text: str, problems: list[str]) -> Iterator[tuple[in
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})")
+            problems.append(f"{where(number)}: not valid JSON: {exc.msg} (column {exc.colno})")
             continue
         if not isinstance(value, dict):
-            problems.append(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
+            problems.append(f"{where(number)}: expected a JSON object, got {type(value).__name__}")
             continue
         yield number, {key: item for key, item in value.items() if item is not None}
 
@@ -567,3 +666,34 @@ def _describe(error: Any) -> str:
         if kind != "value_error" and isinstance(value, str) and len(value) <= 80:
             message += f" (got {value!r})"
     return f"{location}: {message}" if location else message
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+# The columns of a suppression export, in the import format (SuppressionRow's fields).
+SUPPRESSION_COLUMNS = (
+    "address",
+    "address_hash",
+    "sender_id",
+    "scope",
+    "list_id",
+    "reason",
+    "source",
+    "received_at",
+    "source_message_id",
+)
+
+
+def suppression_export_row(entry: SuppressionEntry) -> dict[str, str | None]:
+    """`entry` as an import row: by its clear address where kept, else by its keyed hash."""
+    return {
+        "address": entry.address,
+        "address_hash": None if entry.address else entry.address_hash,
+        "sender_id": entry.sender_id,
+        "scope": entry.scope.value,
+        "list_id": entry.list_id,
+        "reason": entry.reason.value,
+        "source": entry.source,
+        "received_at": entry.received_at.isoformat(),
+        "source_message_id": entry.source_message_id,
+    }

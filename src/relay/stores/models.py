@@ -14,12 +14,17 @@ __all__ = [
     "ComplaintRate",
     "ConsentBasis",
     "ConsentRecord",
+    "ErasureResult",
     "MessageClass",
     "PauseAction",
     "PauseChange",
     "SenderProfile",
     "SoftBounce",
+    "SubjectRequest",
+    "SubjectRequestKind",
     "SuppressionEntry",
+    "SuppressionKey",
+    "SuppressionQuery",
     "SuppressionReason",
     "SuppressionScope",
 ]
@@ -190,3 +195,68 @@ class ApiToken:
     created_at: datetime
     sender_id: str | None = None  # a mailer's sender: the only one it may act for
     revoked_at: datetime | None = None
+
+
+class SuppressionKey(NamedTuple):
+    """Where an entry stands in the order of listings and exports: sender, keyed hash, list
+    ('' for a sender-wide entry). A page of a listing continues after the last key of the
+    previous page."""
+
+    sender_id: str
+    address_hash: str
+    list_key: str
+
+    @classmethod
+    def of(cls, entry: SuppressionEntry) -> SuppressionKey:
+        return cls(entry.sender_id, entry.address_hash, entry.list_id or "")
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionQuery:
+    """Which suppression entries a listing or export wants (None: any)."""
+
+    sender_id: str | None = None
+    reason: SuppressionReason | None = None
+    list_id: str | None = None
+    address_hash: str | None = None
+    received_since: datetime | None = None  # inclusive
+    received_until: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureResult:
+    """What an erasure (EU-ERASURE, PRC-PIPL-DELETE) did in the stores."""
+
+    consents_deleted: tuple[str, ...]  # record ids
+    suppressions_cleared: int  # entries whose clear address was removed
+    soft_bounces_deleted: int
+    requests_cleared: int  # data-subject requests whose clear address was removed
+    suppressions_added: int  # erasure entries (one per sender, keyed hash only)
+
+
+class SubjectRequestKind(StrEnum):
+    """GDPR Art. 15-21: what a data subject asked for."""
+
+    ACCESS = "access"  # Art. 15
+    RECTIFICATION = "rectification"  # Art. 16
+    ERASURE = "erasure"  # Art. 17
+    RESTRICTION = "restriction"  # Art. 18
+    PORTABILITY = "portability"  # Art. 20
+    OBJECTION = "objection"  # Art. 21
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRequest:
+    """A data subject's request to a sender (the controller), answered within a month of
+    receipt (EU-RESPONSE-1M, GDPR Art. 12(3))."""
+
+    request_id: str
+    kind: SubjectRequestKind
+    address_hash: str
+    sender_id: str
+    received_at: datetime
+    due_at: datetime
+    completed_at: datetime | None = None
+    note: str | None = None
+    address: str | None = None  # kept only where retention allows; erasure removes it
+    audit_ref: str | None = None  # hash of the audit record of its registration

@@ -15,6 +15,13 @@ Tables (addresses are keyed by their HMAC, kept as 32-byte blobs; clear addresse
                      the latest row of a sender is its state); audit_ref is NULL until the
                      change is in the audit log (the process that holds the log writes it)
     api_tokens       admin API bearer tokens: the SHA-256 of each secret, its role and name
+    subject_requests data subjects' requests (GDPR Art. 15-21) with their due time
+                     (EU-RESPONSE-1M); index (due_at, request_id) for the open list
+
+Suppression listings and exports page by (sender_id, address_hash, list_key), an index, so a
+page is one seek. The writer runs with `secure_delete`: what an erasure deletes is overwritten
+in the file, and the write-ahead log is checkpointed and truncated after it, so no clear copy
+of an erased address stays in the store's files.
 
 The list-health figures (relay.stores.stats) keep their own tables in the same file; `stats`
 opens and closes with the stores.
@@ -51,12 +58,17 @@ from relay.stores.models import (
     ApiToken,
     ConsentBasis,
     ConsentRecord,
+    ErasureResult,
     MessageClass,
     PauseAction,
     PauseChange,
     SenderProfile,
     SoftBounce,
+    SubjectRequest,
+    SubjectRequestKind,
     SuppressionEntry,
+    SuppressionKey,
+    SuppressionQuery,
     SuppressionReason,
     SuppressionScope,
 )
@@ -157,6 +169,23 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     sender_id TEXT,
     revoked_at TEXT
 );
+CREATE INDEX IF NOT EXISTS suppressions_by_sender
+    ON suppressions (sender_id, address_hash, list_key);
+CREATE TABLE IF NOT EXISTS subject_requests (
+    request_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    address_hash BLOB NOT NULL,
+    sender_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    completed_at TEXT,
+    note TEXT,
+    address TEXT,
+    audit_ref TEXT
+);
+CREATE INDEX IF NOT EXISTS subject_requests_by_due ON subject_requests (due_at, request_id);
+CREATE INDEX IF NOT EXISTS subject_requests_by_recipient
+    ON subject_requests (address_hash, sender_id);
 """
 # After the columns a store made before them lacks have been added.
 _INDEXES = "CREATE INDEX IF NOT EXISTS senders_by_bounce_domain ON senders (bounce_domain)"
@@ -189,6 +218,10 @@ _ADDED_COLUMNS = {
 
 _PAUSE_COLUMNS = "sender_id, action, at, reason, source, seq"
 _TOKEN_COLUMNS = "token_id, name, role, secret_hash, created_at, sender_id, revoked_at"
+_REQUEST_COLUMNS = (
+    "request_id, kind, address_hash, sender_id, received_at, due_at, completed_at, note,"
+    " address, audit_ref"
+)
 
 _CHUNK = 500  # host parameters per IN (...) list, well below SQLite's limit
 
@@ -241,6 +274,8 @@ class SqliteStores:
             await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
             try:
                 self._writer = await connect(self.path)
+                # Overwrite deleted content (erasure: no clear address left in free space).
+                await self._writer.execute("PRAGMA secure_delete=ON")
                 await self._create_schema(self._writer)
                 self._reader = await connect(self.path)
                 await self.stats.open()
@@ -586,6 +621,305 @@ class SqliteStores:
                 )
             )
         return self._token(tuple(rows[0])) if rows else None
+
+    # -- admin API: suppressions ---------------------------------------------------------------
+
+    async def suppressions_page(
+        self, query: SuppressionQuery, after: SuppressionKey | None, limit: int
+    ) -> list[SuppressionEntry]:
+        conditions: list[str] = []
+        values: list[Any] = []
+        if query.sender_id is not None:
+            conditions.append("sender_id = ?")
+            values.append(query.sender_id)
+        if query.address_hash is not None:
+            conditions.append("address_hash = ?")
+            values.append(bytes.fromhex(query.address_hash))
+        if query.reason is not None:
+            conditions.append("reason = ?")
+            values.append(query.reason.value)
+        if query.list_id is not None:
+            conditions.append("list_id = ?")
+            values.append(query.list_id)
+        if query.received_since is not None:
+            conditions.append("received_at >= ?")
+            values.append(_to_text(query.received_since))
+        if query.received_until is not None:
+            conditions.append("received_at < ?")
+            values.append(_to_text(query.received_until))
+        if after is not None:
+            conditions.append("(sender_id, address_hash, list_key) > (?, ?, ?)")
+            values.extend((after.sender_id, bytes.fromhex(after.address_hash), after.list_key))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        async with store_errors(self.path, "list suppressions"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions{where}"
+                " ORDER BY sender_id, address_hash, list_key LIMIT ?",
+                (*values, limit),
+            )
+            return [self._suppression(tuple(row)) for row in rows]
+
+    async def suppression_entry(
+        self, address_hash: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        async with store_errors(self.path, "look up a suppression"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions"
+                " WHERE address_hash = ? AND sender_id = ? AND list_key = ?",
+                (bytes.fromhex(address_hash), sender_id, list_id or ""),
+            )
+            for row in rows:
+                return self._suppression(tuple(row))
+        return None
+
+    async def remove_suppression(
+        self, address_hash: str, sender_id: str, list_id: str | None
+    ) -> SuppressionEntry | None:
+        key = (bytes.fromhex(address_hash), sender_id, list_id or "")
+        async with self._transaction("remove a suppression") as db:
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions"
+                    " WHERE address_hash = ? AND sender_id = ? AND list_key = ?",
+                    key,
+                )
+            )
+            if not rows:
+                return None
+            entry = self._suppression(tuple(rows[0]))
+            if entry.reason is SuppressionReason.ERASURE:
+                raise StoreConflict(
+                    "an erasure entry cannot be removed: its keyed hash is what keeps an erased"
+                    " address suppressed (EU-ERASURE, PRC-PIPL-DELETE)"
+                )
+            await db.execute(
+                "DELETE FROM suppressions"
+                " WHERE address_hash = ? AND sender_id = ? AND list_key = ?",
+                key,
+            )
+        return entry
+
+    # -- admin API: consent, erasure -----------------------------------------------------------
+
+    async def consent_record(self, record_id: str) -> ConsentRecord | None:
+        async with store_errors(self.path, "read a consent record"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE record_id = ?", (record_id,)
+            )
+            for row in rows:
+                return self._consent(tuple(row))
+        return None
+
+    async def consents_page(
+        self, address_hash: str | None, sender_id: str | None, after: str | None, limit: int
+    ) -> list[ConsentRecord]:
+        conditions: list[str] = []
+        values: list[Any] = []
+        if address_hash is not None:
+            conditions.append("address_hash = ?")
+            values.append(bytes.fromhex(address_hash))
+        if sender_id is not None:
+            conditions.append("sender_id = ?")
+            values.append(sender_id)
+        if after is not None:
+            conditions.append("record_id > ?")
+            values.append(after)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        async with store_errors(self.path, "list consent records"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_CONSENT_COLUMNS} FROM consents{where} ORDER BY record_id LIMIT ?",
+                (*values, limit),
+            )
+            return [self._consent(tuple(row)) for row in rows]
+
+    async def withdraw_consents(
+        self, record_ids: Sequence[str], at: datetime
+    ) -> list[ConsentRecord]:
+        when = _to_text(at)
+        changed: list[ConsentRecord] = []
+        async with self._transaction("withdraw consent records") as db:
+            for start in range(0, len(record_ids), _CHUNK):
+                chunk = list(record_ids[start : start + _CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                open_ = " AND (withdrawn_at IS NULL OR withdrawn_at > ?)"
+                rows = await db.execute_fetchall(
+                    f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE record_id IN ({marks})"
+                    f"{open_} ORDER BY record_id",
+                    (*chunk, when),
+                )
+                changed.extend(
+                    dataclasses.replace(self._consent(tuple(row)), withdrawn_at=at) for row in rows
+                )
+                await db.execute(
+                    f"UPDATE consents SET withdrawn_at = ? WHERE record_id IN ({marks}){open_}",
+                    (when, *chunk, when),
+                )
+        return changed
+
+    async def senders_holding(self, address_hash: str) -> list[str]:
+        key = bytes.fromhex(address_hash)
+        async with store_errors(self.path, "find the senders holding an address"):
+            rows = await self._read_db().execute_fetchall(
+                "SELECT sender_id FROM suppressions WHERE address_hash = ?"
+                " UNION SELECT sender_id FROM consents WHERE address_hash = ?"
+                " UNION SELECT sender_id FROM soft_bounces WHERE address_hash = ?"
+                " UNION SELECT sender_id FROM subject_requests WHERE address_hash = ?"
+                " ORDER BY sender_id",
+                (key, key, key, key),
+            )
+            return [str(row[0]) for row in rows]
+
+    async def erase_address(
+        self,
+        address_hash: str,
+        sender_ids: Sequence[str],
+        entries: Iterable[SuppressionEntry],
+    ) -> ErasureResult:
+        key = bytes.fromhex(address_hash)
+        rows = [
+            self._suppression_row(dataclasses.replace(entry, address=None)) for entry in entries
+        ]
+        deleted: list[str] = []
+        cleared = bounces = requests = 0
+        async with self._transaction("erase an address") as db:
+            for sender_id in dict.fromkeys(sender_ids):
+                recipient = (key, sender_id)
+                found = await db.execute_fetchall(
+                    "SELECT record_id FROM consents WHERE address_hash = ? AND sender_id = ?"
+                    " ORDER BY record_id",
+                    recipient,
+                )
+                deleted.extend(str(row[0]) for row in found)
+                await db.execute(
+                    "DELETE FROM consents WHERE address_hash = ? AND sender_id = ?", recipient
+                )
+                cursor = await db.execute(
+                    "UPDATE suppressions SET address = NULL"
+                    " WHERE address_hash = ? AND sender_id = ? AND address IS NOT NULL",
+                    recipient,
+                )
+                cleared += max(cursor.rowcount, 0)
+                cursor = await db.execute(
+                    "DELETE FROM soft_bounces WHERE address_hash = ? AND sender_id = ?", recipient
+                )
+                bounces += max(cursor.rowcount, 0)
+                cursor = await db.execute(
+                    "UPDATE subject_requests SET address = NULL"
+                    " WHERE address_hash = ? AND sender_id = ? AND address IS NOT NULL",
+                    recipient,
+                )
+                requests += max(cursor.rowcount, 0)
+            await db.executemany(
+                f"INSERT OR REPLACE INTO suppressions (list_key, {_SUPPRESSION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        await self._truncate_log()
+        return ErasureResult(tuple(deleted), cleared, bounces, requests, len(rows))
+
+    async def _truncate_log(self) -> None:
+        """Copy the write-ahead log into the database file and empty it: its older frames
+        still hold what was just erased. Readers in the middle of a read make it wait (busy
+        timeout); the log then empties at the next checkpoint instead."""
+        async with store_errors(self.path, "checkpoint the write-ahead log"), self._write_lock:
+            db = self._writer
+            if db is None:
+                raise StoreUnavailable(f"{self.path}: the stores are not open")
+            await db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- admin API: data-subject requests ----------------------------------------------------
+
+    async def add_subject_request(self, request: SubjectRequest) -> None:
+        async with self._transaction("store a data-subject request") as db:
+            rows = await db.execute_fetchall(
+                "SELECT 1 FROM subject_requests WHERE request_id = ?", (request.request_id,)
+            )
+            if rows:
+                raise StoreConflict(f"a request with the id {request.request_id!r} exists already")
+            await db.execute(
+                f"INSERT INTO subject_requests ({_REQUEST_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.request_id,
+                    request.kind.value,
+                    bytes.fromhex(request.address_hash),
+                    request.sender_id,
+                    _to_text(request.received_at),
+                    _to_text(request.due_at),
+                    _optional_text(request.completed_at),
+                    request.note,
+                    self._clear(request.address),
+                    request.audit_ref,
+                ),
+            )
+
+    async def subject_request(self, request_id: str) -> SubjectRequest | None:
+        async with store_errors(self.path, "read a data-subject request"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_REQUEST_COLUMNS} FROM subject_requests WHERE request_id = ?",
+                (request_id,),
+            )
+            for row in rows:
+                return self._request(tuple(row))
+        return None
+
+    async def subject_requests_page(
+        self,
+        open_only: bool,
+        sender_id: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[SubjectRequest]:
+        conditions: list[str] = []
+        values: list[Any] = []
+        if open_only:
+            conditions.append("completed_at IS NULL")
+        if sender_id is not None:
+            conditions.append("sender_id = ?")
+            values.append(sender_id)
+        if after is not None:
+            conditions.append("(due_at, request_id) > (?, ?)")
+            values.extend((_to_text(after[0]), after[1]))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        async with store_errors(self.path, "list data-subject requests"):
+            rows = await self._read_db().execute_fetchall(
+                f"SELECT {_REQUEST_COLUMNS} FROM subject_requests{where}"
+                " ORDER BY due_at, request_id LIMIT ?",
+                (*values, limit),
+            )
+            return [self._request(tuple(row)) for row in rows]
+
+    async def complete_subject_request(
+        self, request_id: str, at: datetime
+    ) -> SubjectRequest | None:
+        async with self._transaction("complete a data-subject request") as db:
+            await db.execute(
+                "UPDATE subject_requests SET completed_at = ?"
+                " WHERE request_id = ? AND completed_at IS NULL",
+                (_to_text(at), request_id),
+            )
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {_REQUEST_COLUMNS} FROM subject_requests WHERE request_id = ?",
+                    (request_id,),
+                )
+            )
+        return self._request(tuple(rows[0])) if rows else None
+
+    @staticmethod
+    def _request(row: tuple[Any, ...]) -> SubjectRequest:
+        return SubjectRequest(
+            request_id=row[0],
+            kind=SubjectRequestKind(row[1]),
+            address_hash=bytes(row[2]).hex(),
+            sender_id=row[3],
+            received_at=_from_text(row[4]),
+            due_at=_from_text(row[5]),
+            completed_at=_optional_datetime(row[6]),
+            note=row[7],
+            address=row[8],
+            audit_ref=row[9],
+        )
 
     @staticmethod
     def _token(row: tuple[Any, ...]) -> ApiToken:
