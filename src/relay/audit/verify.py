@@ -8,25 +8,39 @@ whole records from the end of the log leaves a valid, shorter chain: compare `la
 noted elsewhere (e.g. a previous export) to catch that.
 
 `export` writes records as stored (jsonl: an export of a whole log verifies like the log) or as
-CSV with one column per field; several nodes' logs are merged by time.
+CSV with one column per field; several nodes' logs are merged by time. `relay audit export` and
+the admin API's streamed export share its parts: `merged_records` reads (a record at a time,
+never the whole log) and `export_lines` formats.
 """
 
 from __future__ import annotations
 
 import csv
 import heapq
+import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from relay.audit.log import GENESIS, audit_files, canonical_json, record_hash
+from relay.audit.log import GENESIS, _last_line, audit_files, canonical_json, record_hash
 from relay.audit.records import AuditEvent
 from relay.errors import AuditError
 
-__all__ = ["CSV_COLUMNS", "BadRecord", "ExportFormat", "VerifyResult", "export", "verify"]
+__all__ = [
+    "CSV_COLUMNS",
+    "BadRecord",
+    "ExportFormat",
+    "StoredRecord",
+    "VerifyResult",
+    "export",
+    "export_lines",
+    "merged_records",
+    "stored_records",
+    "verify",
+]
 
 ExportFormat = Literal["csv", "jsonl"]
 
@@ -94,13 +108,20 @@ def _check(raw: bytes, expected_seq: int, prev: str) -> tuple[int, str | None, s
     return seq, None, stored_hash
 
 
-def verify(directory: Path) -> VerifyResult:
-    """Check the whole chain in `directory`; raise AuditError when it cannot be read at all."""
+def verify(directory: Path, *, live: bool = False) -> VerifyResult:
+    """Check the whole chain in `directory`; raise AuditError when it cannot be read at all.
+
+    `live`: the log is being appended to (`relay serve` runs): a last line without an end of
+    line in the last file is a record being written, not a break, and is left for the next
+    check. The files are those there when the check starts."""
     expected_seq, prev = 1, GENESIS
-    for path in _files(directory):
+    files = _files(directory)
+    for path in files:
         try:
             with open(path, "rb") as handle:
                 for number, raw in enumerate(handle, 1):
+                    if live and path == files[-1] and not raw.endswith(b"\n"):
+                        break
                     seq, problem, prev_next = _check(raw, expected_seq, prev)
                     if problem is not None:
                         bad = BadRecord(path, number, seq, problem)
@@ -111,25 +132,44 @@ def verify(directory: Path) -> VerifyResult:
     return VerifyResult(directory, expected_seq - 1, prev)
 
 
-# -- export ----------------------------------------------------------------------------------
+# -- reading and exporting -------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
+class StoredRecord:
+    """One record as read back: its time, its fields, and its line as stored (no end of line)."""
+
     time: datetime
     record: dict[str, Any]
-    line: str  # as stored, without the end of line
+    line: str
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _stored(directory: Path) -> Iterator[_Stored]:
-    """Every record of one log in chain order. A last line without an end of line is a write in
-    progress (or cut short, which `verify` reports) and is left out."""
+def _last_seq(path: Path) -> int | None:
+    """The seq of the last complete record of `path` (None when it cannot be told)."""
+    line = _last_line(path)
+    if not line:
+        return None
+    try:
+        seq = json.loads(line).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if type(seq) is int else None
+
+
+def stored_records(directory: Path, after_seq: int = 0) -> Iterator[StoredRecord]:
+    """Every record of one log in chain order (those with seq > `after_seq`: files that end
+    before it are not read). A last line without an end of line is a write in progress (or cut
+    short, which `verify` reports) and is left out. Reads as it goes: never the whole log."""
     files = _files(directory)
     for path in files:
+        if after_seq and path != files[-1]:
+            last = _last_seq(path)
+            if last is not None and last <= after_seq:
+                continue
         try:
             with open(path, "rb") as handle:
                 for number, raw in enumerate(handle, 1):
@@ -138,13 +178,38 @@ def _stored(directory: Path) -> Iterator[_Stored]:
                     try:
                         record = json.loads(raw)
                         moment = _utc(datetime.fromisoformat(record["time"]))
+                        seq = record["seq"]
                     except (ValueError, TypeError, KeyError):
                         raise AuditError(
                             f"{path}:{number}: not an audit record (run `relay audit verify`)"
                         ) from None
-                    yield _Stored(moment, record, raw.rstrip(b"\n").decode("utf-8"))
+                    if type(seq) is int and seq <= after_seq:
+                        continue
+                    yield StoredRecord(moment, record, raw.rstrip(b"\n").decode("utf-8"))
         except OSError as exc:
             raise AuditError(f"{path}: cannot read the audit log: {exc}") from exc
+
+
+def merged_records(
+    directory: Path | Sequence[Path],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> Iterator[StoredRecord]:
+    """The records with since <= time < until (naive datetimes are UTC) for which `where` holds;
+    several directories (one per node) are merged by time."""
+    directories = [directory] if isinstance(directory, Path) else list(directory)
+    logs = [stored_records(path) for path in directories]
+    merged = logs[0] if len(logs) == 1 else heapq.merge(*logs, key=lambda stored: stored.time)
+    since = _utc(since) if since is not None else None
+    until = _utc(until) if until is not None else None
+    for stored in merged:
+        if since is not None and stored.time < since:
+            continue
+        if until is not None and stored.time >= until:
+            continue
+        if where is None or where(stored.record):
+            yield stored
 
 
 def _csv_value(value: Any) -> str:
@@ -159,6 +224,34 @@ def _csv_value(value: Any) -> str:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class _CsvLine:
+    """csv.writer into a string, one row at a time."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def __call__(self, row: Sequence[str]) -> str:
+        self._writer.writerow(row)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+
+def export_lines(records: Iterable[StoredRecord], fmt: ExportFormat) -> Iterator[str]:
+    """The export of `records`, a line at a time (with its end of line): as stored for jsonl
+    (an export of a whole log verifies like the log), a header and a row per record for csv."""
+    if fmt == "jsonl":
+        for stored in records:
+            yield stored.line + "\n"
+        return
+    line = _CsvLine()
+    yield line(CSV_COLUMNS)
+    for stored in records:
+        yield line([_csv_value(stored.record.get(column)) for column in CSV_COLUMNS])
+
+
 def export(
     directory: Path | Sequence[Path],
     since: datetime | None,
@@ -168,23 +261,14 @@ def export(
 ) -> int:
     """Write the records with since <= time < until (naive datetimes are UTC) to `out` and
     return how many. Several directories (one per node) are merged by time."""
-    directories = [directory] if isinstance(directory, Path) else list(directory)
-    logs = [_stored(path) for path in directories]
-    merged = logs[0] if len(logs) == 1 else heapq.merge(*logs, key=lambda stored: stored.time)
-    since = _utc(since) if since is not None else None
-    until = _utc(until) if until is not None else None
-    writer = csv.writer(out) if fmt == "csv" else None
-    if writer is not None:
-        writer.writerow(CSV_COLUMNS)
     count = 0
-    for stored in merged:
-        if (since is not None and stored.time < since) or (
-            until is not None and stored.time >= until
-        ):
-            continue
-        if writer is None:
-            out.write(stored.line + "\n")
-        else:
-            writer.writerow([_csv_value(stored.record.get(column)) for column in CSV_COLUMNS])
-        count += 1
+
+    def counted() -> Iterator[StoredRecord]:
+        nonlocal count
+        for stored in merged_records(directory, since, until):
+            count += 1
+            yield stored
+
+    for text in export_lines(counted(), fmt):
+        out.write(text)
     return count

@@ -1,7 +1,7 @@
 """What relay learns from its own deliveries: a recipient refused permanently as unknown is
-suppressed like a hard bounce, and the outcomes are counted per sender and campaign
-(relay.stores.stats: delivered, hard and soft bounces). Called by the queue manager after it
-recorded the outcomes of an attempt."""
+suppressed like a hard bounce, and the outcomes are counted per sender, campaign and destination
+(the recipient's domain): delivered, deferred, hard and soft bounces (relay.stores.stats).
+Called by the queue manager after it recorded the outcomes of an attempt."""
 
 from __future__ import annotations
 
@@ -46,12 +46,19 @@ class DeliveryFeedback:
         if sender_id is None:
             return
         now = datetime.now(UTC)
-        kinds = Counter(kind for _, _, result, _ in outcomes if (kind := _kind(result)))
+        kinds = Counter(
+            (kind, _destination(address))
+            for address, state, result, _ in outcomes
+            for kind in _kinds(state, result)
+        )
         campaign = envelope.campaign or ""
         await tally(
             self._stores.stats,
             now,
-            [Tally(sender_id, campaign, kind, n) for kind, n in kinds.items()],
+            [
+                Tally(sender_id, campaign, kind, n, destination=destination)
+                for (kind, destination), n in kinds.items()
+            ],
         )
         try:
             unknown = [
@@ -89,10 +96,16 @@ class DeliveryFeedback:
             )
 
 
-def _kind(result: DeliveryResult) -> Kind | None:
+def _kinds(state: RecipientState, result: DeliveryResult) -> tuple[Kind, ...]:
     """What one attempt for one recipient counts as (see relay.stores.stats)."""
     if result.success:
-        return Kind.DELIVERED
+        return (Kind.DELIVERED,)
     if result.permanent:
-        return Kind.HARD_BOUNCE
-    return Kind.SOFT_BOUNCE if result.remote_mta is not None else None
+        return (Kind.HARD_BOUNCE,)
+    deferred = (Kind.DEFERRED,) if state is RecipientState.QUEUED else ()
+    return (Kind.SOFT_BOUNCE, *deferred) if result.remote_mta is not None else deferred
+
+
+def _destination(address: str) -> str:
+    """The recipient's domain, lower case (IDNs as given: the stats only group by it)."""
+    return address.rpartition("@")[2].lower()

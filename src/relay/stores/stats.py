@@ -11,11 +11,17 @@ What is counted, per recipient (only mail of a sender profile; relay's own DSNs 
                   the one before expiry included; attempts that found no server are relay's or
                   the network's problem, not the list's), or a soft bounce arriving at a VERP
                   return path
+    deferred      a delivery attempt that failed for now, whatever the cause (4xx, no server
+                  answering, a TLS requirement not met), the recipient staying queued
     complaint     a complaint report of a `[feedback] complaint_types` type
     unsubscribe   a one-click or mailto unsubscribe that added a suppression (a repeated
                   request for the same recipient and list counts once)
     refused       a recipient refused or deferred by a policy rule (`rule_id` names it); at RCPT
                   the campaign is not known yet, so those count under campaign ''
+
+The destination is the recipient's domain. Delivery outcomes (relay.feedback.delivery) name it:
+they are counted per sender and destination too, to tell a list's problem from one mailbox
+provider's. A tally without one counts only per campaign.
 
 The campaign is the message's X-Relay-Campaign ('' when none). Feedback arriving later names
 only a queue id (VERP), so the campaign of each accepted message that has one is kept beside the
@@ -30,6 +36,8 @@ serve` writes):
 
     list_stats         (sender_id, hour, campaign, kind, rule_id) primary key; hour is
                        'YYYY-MM-DDTHH' (UTC), rule_id '' except for refusals
+    destination_stats  (sender_id, hour, destination, kind, rule_id) primary key: the tallies
+                       that name a destination, again
     campaign_messages  queue_id primary key -> campaign, and when it was accepted
 """
 
@@ -55,6 +63,7 @@ from relay.stores.models import ComplaintRate
 from relay.stores.sqlite_base import connect, store_errors
 
 __all__ = [
+    "BOUNCE_WARN",
     "CAMPAIGN_MEMORY",
     "COMPLAINT_PAUSE",
     "COMPLAINT_WARN",
@@ -74,6 +83,9 @@ CAMPAIGN_MEMORY = timedelta(days=30)  # the longest window `relay stats` shows
 # stop delivering; relay's marketing stream pauses there.
 COMPLAINT_WARN = 0.001
 COMPLAINT_PAUSE = 0.003
+# Hard bounces over accepted recipients: no mailbox provider publishes a threshold; 2 % is the
+# usual ESP guidance, and a high unknown-user ratio is what US-HARVEST looks for.
+BOUNCE_WARN = 0.02
 
 
 class Kind(StrEnum):
@@ -84,6 +96,7 @@ class Kind(StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     REFUSED = "refused"
+    DEFERRED = "deferred"
 
 
 class ComplaintLevel(StrEnum):
@@ -95,13 +108,15 @@ class ComplaintLevel(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """`count` events of one kind for one sender and campaign ('' for none)."""
+    """`count` events of one kind for one sender and campaign ('' for none), and for one
+    destination (the recipients' domain) when it names one."""
 
     sender_id: str
     campaign: str
     kind: Kind
     count: int = 1
     rule_id: str = ""
+    destination: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,7 @@ class Figures:
     complaints: int = 0
     unsubscribes: int = 0
     refusals: Mapping[str, int] = field(default_factory=dict)  # rule id -> recipients
+    deferred: int = 0
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(
@@ -125,7 +141,12 @@ class Figures:
             self.complaints + other.complaints,
             self.unsubscribes + other.unsubscribes,
             dict(Counter(self.refusals) + Counter(other.refusals)),
+            self.deferred + other.deferred,
         )
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refusals.values())
 
     @property
     def hard_bounce_rate(self) -> float | None:
@@ -185,6 +206,13 @@ class ListStats(Protocol):
         hour of `now` and the ones before it), of one sender and/or campaign when given."""
         ...
 
+    async def destinations(
+        self, window: timedelta, now: datetime, *, sender_id: str | None = None
+    ) -> dict[tuple[str, str], Figures]:
+        """The figures per (sender, destination) in the `window` before `now` (as `figures`),
+        of the tallies that named a destination, of one sender when given."""
+        ...
+
     async def complaint_rate(
         self, sender_id: str, window: timedelta, now: datetime
     ) -> ComplaintRate:
@@ -229,6 +257,15 @@ CREATE TABLE IF NOT EXISTS campaign_messages (
     at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS campaign_messages_by_time ON campaign_messages (at);
+CREATE TABLE IF NOT EXISTS destination_stats (
+    sender_id TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (sender_id, hour, destination, kind, rule_id)
+) WITHOUT ROWID;
 """
 
 _COUNTS = {
@@ -238,6 +275,7 @@ _COUNTS = {
     Kind.SOFT_BOUNCE: "soft_bounces",
     Kind.COMPLAINT: "complaints",
     Kind.UNSUBSCRIBE: "unsubscribes",
+    Kind.DEFERRED: "deferred",
 }
 
 
@@ -288,7 +326,13 @@ class SqliteStats:
         self, at: datetime, tallies: Iterable[Tally], messages: Iterable[tuple[str, str]] = ()
     ) -> None:
         hour = _hour(at)
+        tallies = list(tallies)
         rows = [(t.sender_id, hour, t.campaign, t.kind.value, t.rule_id, t.count) for t in tallies]
+        by_destination = [
+            (t.sender_id, hour, t.destination, t.kind.value, t.rule_id, t.count)
+            for t in tallies
+            if t.destination
+        ]
         remembered = [(queue_id, campaign, at.isoformat()) for queue_id, campaign in messages]
         async with self._connection("count list-health figures") as db:
             await db.execute("BEGIN IMMEDIATE")
@@ -299,6 +343,14 @@ class SqliteStats:
                     " count = count + excluded.count",
                     rows,
                 )
+                if by_destination:
+                    await db.executemany(
+                        "INSERT INTO destination_stats"
+                        " (sender_id, hour, destination, kind, rule_id, count)"
+                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+                        " count = count + excluded.count",
+                        by_destination,
+                    )
                 if remembered:
                     await db.executemany(
                         "INSERT OR REPLACE INTO campaign_messages (queue_id, campaign, at)"
@@ -330,22 +382,42 @@ class SqliteStats:
         sender_id: str | None = None,
         campaign: str | None = None,
     ) -> dict[tuple[str, str], Figures]:
+        return await self._read(
+            "list_stats", "campaign", window, now, sender_id=sender_id, other=campaign
+        )
+
+    async def destinations(
+        self, window: timedelta, now: datetime, *, sender_id: str | None = None
+    ) -> dict[tuple[str, str], Figures]:
+        return await self._read("destination_stats", "destination", window, now, sender_id)
+
+    async def _read(
+        self,
+        table: str,
+        column: str,
+        window: timedelta,
+        now: datetime,
+        sender_id: str | None = None,
+        other: str | None = None,
+    ) -> dict[tuple[str, str], Figures]:
+        """Figures per (sender, `column`) of `table`; `table` and `column` are ours, never
+        a client's."""
         query = (
-            "SELECT sender_id, campaign, kind, rule_id, SUM(count) FROM list_stats"
+            f"SELECT sender_id, {column}, kind, rule_id, SUM(count) FROM {table}"
             " WHERE hour BETWEEN ? AND ?"
         )
         parameters: list[str] = [_hour(now - window + timedelta(hours=1)), _hour(now)]
-        for column, value in (("sender_id", sender_id), ("campaign", campaign)):
+        for name, value in (("sender_id", sender_id), (column, other)):
             if value is not None:
-                query += f" AND {column} = ?"
+                query += f" AND {name} = ?"
                 parameters.append(value)
-        query += " GROUP BY sender_id, campaign, kind, rule_id"
+        query += f" GROUP BY sender_id, {column}, kind, rule_id"
         async with self._connection("read list-health figures") as db:
             rows = await db.execute_fetchall(query, parameters)
         counts: dict[tuple[str, str], dict[str, int]] = {}
         refusals: dict[tuple[str, str], dict[str, int]] = {}
-        for sender, list_id, kind, rule_id, total in rows:
-            key = (str(sender), str(list_id))
+        for sender, key_value, kind, rule_id, total in rows:
+            key = (str(sender), str(key_value))
             counts.setdefault(key, {})
             refusals.setdefault(key, {})
             if kind == Kind.REFUSED:
