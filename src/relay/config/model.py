@@ -257,6 +257,8 @@ class HttpSettings(_Section):
     # Failed admin API authentications a client address may make in a moving window; past it
     # the client is answered 429 until the window has room again.
     failed_auth_limit: RateValue = Rate(10, 60)
+    # Octets an import body (suppressions, consent records) may have; larger ones get 413.
+    max_import_size: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
 
 
 class PolicySettings(_Section):

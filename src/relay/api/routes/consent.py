@@ -35,7 +35,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from relay.api.admin import Admin
 from relay.api.auth import DATA_PROTECTION, Principal
-from relay.api.routes.suppressions import Cursor, import_format, read_import_body
+from relay.api.imports import IMPORT_BODY, import_format, read_import_body
+from relay.api.paging import Cursor
 from relay.stores.importing import Address, ConsentRow, parse_consents
 from relay.stores.models import (
     ConsentBasis,
@@ -284,21 +285,13 @@ def router(admin: Admin) -> APIRouter:
     @routes.post(
         "/consent/import",
         summary="Import consent records (CSV or JSON Lines body; all or nothing)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                },
-            }
-        },
+        openapi_extra=IMPORT_BODY,
     )
     async def import_consents(
         request: Request, principal: Annotated[Principal, protector]
     ) -> ConsentImported:
         kind = import_format(request)
-        body = await read_import_body(request)
+        body = await read_import_body(request, admin.settings.http.max_import_size)
         records = parse_consents(body, kind, admin.hasher)
         senders = sorted({record.sender_id for record in records})
         digest = hashlib.sha256(body).hexdigest()

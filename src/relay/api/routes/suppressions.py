@@ -11,18 +11,14 @@ Every role may use them; a mailer only for its own sender (403 otherwise, and it
 its sender's). Every change is audited before it is made (relay.api.admin), and the entry keeps
 the hash of its record as audit_ref. An erasure entry is never removed: its keyed hash is what
 keeps an erased address suppressed (EU-ERASURE).
-
-The request-body helpers here (`read_import_body`, `Cursor`) serve the consent routes too.
 """
 
-import base64
-import binascii
 import csv
 import hashlib
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
@@ -33,6 +29,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from relay.api.admin import Admin
 from relay.api.auth import ANYONE, Principal
+from relay.api.imports import IMPORT_BODY, import_format, read_import_body
+from relay.api.paging import Cursor
 from relay.stores.importing import (
     SUPPRESSION_COLUMNS,
     Address,
@@ -50,89 +48,13 @@ from relay.stores.models import (
 
 __all__ = [
     "EXPORT_CHUNK",
-    "MAX_IMPORT_BYTES",
-    "Cursor",
     "SuppressionOut",
-    "import_format",
-    "read_import_body",
     "router",
 ]
 
-MAX_IMPORT_BYTES = 64 * 1024 * 1024  # an import body past it is answered 413
 EXPORT_CHUNK = 2000  # entries fetched from the store per step of an export
 
-# The media types of an import body and the format each names.
-IMPORT_TYPES = {
-    "text/csv": ImportFormat.CSV,
-    "application/x-ndjson": ImportFormat.JSONL,
-    "application/jsonl": ImportFormat.JSONL,
-    "application/json-lines": ImportFormat.JSONL,
-}
 _EXPORT_TYPES = {ImportFormat.CSV: "text/csv", ImportFormat.JSONL: "application/x-ndjson"}
-
-
-# -- shared with the consent routes --------------------------------------------------------------
-
-
-class Cursor:
-    """Opaque page cursors: the last key of a page as base64url JSON."""
-
-    @staticmethod
-    def encode(key: Sequence[str]) -> str:
-        text = json.dumps(list(key), separators=(",", ":"))
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-    @staticmethod
-    def decode(cursor: str, parts: int) -> list[str]:
-        """The key a cursor names; 422 for anything this API did not give out."""
-        try:
-            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            key = json.loads(text)
-        except (binascii.Error, ValueError):
-            key = None
-        if (
-            not isinstance(key, list)
-            or len(key) != parts
-            or not all(isinstance(part, str) for part in key)
-        ):
-            raise HTTPException(
-                422, "query.cursor: not a cursor of this listing (pass next_cursor as given)"
-            )
-        return key
-
-
-def import_format(request: Request) -> ImportFormat:
-    """The format the request's Content-Type names; 415 for any other."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        return IMPORT_TYPES[media_type]
-    except KeyError:
-        raise HTTPException(
-            415,
-            f"Content-Type {media_type or '(none)'!r}: send text/csv (with a header row) or"
-            " application/x-ndjson (JSON Lines)",
-        ) from None
-
-
-async def read_import_body(request: Request, limit: int = MAX_IMPORT_BYTES) -> bytes:
-    """The whole body, at most `limit` bytes (413 past it, before more is read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    if not body.strip():
-        raise HTTPException(422, "body: empty; send the rows to import")
-    return bytes(body)
-
-
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(
-        413, f"body: larger than {limit // (1024 * 1024)} MiB; split the import into parts"
-    )
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -389,21 +311,13 @@ def router(admin: Admin) -> APIRouter:
     @routes.post(
         "/suppressions/import",
         summary="Import suppression entries (CSV or JSON Lines body; all or nothing)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                },
-            }
-        },
+        openapi_extra=IMPORT_BODY,
     )
     async def import_suppressions(
         request: Request, principal: Annotated[Principal, anyone]
     ) -> ImportResult:
         kind = import_format(request)
-        body = await read_import_body(request)
+        body = await read_import_body(request, admin.settings.http.max_import_size)
         entries = parse_suppressions(
             body, kind, admin.hasher, source=f"import:api:{principal.name}"
         )
