@@ -44,6 +44,7 @@ __all__ = [
     "AuditLog",
     "audit_files",
     "canonical_json",
+    "last_line",
     "record_hash",
 ]
 
@@ -83,7 +84,7 @@ def _file_number(path: Path) -> int:
     return int(match.group(1))
 
 
-def _last_line(path: Path) -> bytes | None:
+def last_line(path: Path) -> bytes | None:
     """The last line of `path` including its newline (b"" when the file does not end with one:
     a record cut short), or None for an empty file."""
     with open(path, "rb") as handle:
@@ -173,7 +174,7 @@ class AuditLog:
             self._lock()
             files = audit_files(self.directory)
             for path in reversed(files):
-                line = _last_line(path)
+                line = last_line(path)
                 if line is not None:
                     self._continue_from(path, line)
                     break

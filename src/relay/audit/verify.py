@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from relay.audit.log import GENESIS, _last_line, audit_files, canonical_json, record_hash
+from relay.audit.log import GENESIS, audit_files, canonical_json, last_line, record_hash
 from relay.audit.records import AuditEvent
 from relay.errors import AuditError
 
@@ -150,7 +150,7 @@ def _utc(moment: datetime) -> datetime:
 
 def _last_seq(path: Path) -> int | None:
     """The seq of the last complete record of `path` (None when it cannot be told)."""
-    line = _last_line(path)
+    line = last_line(path)
     if not line:
         return None
     try:

@@ -16,7 +16,7 @@ from relay.feedback.suppress import suppress, suppression
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.stores.base import Stores
 from relay.stores.models import SuppressionReason
-from relay.stores.stats import Kind, Tally, tally
+from relay.stores.stats import Kind, Tally, destination_of, tally
 
 __all__ = ["USER_UNKNOWN_STATUSES", "DeliveryFeedback"]
 
@@ -47,7 +47,7 @@ class DeliveryFeedback:
             return
         now = datetime.now(UTC)
         kinds = Counter(
-            (kind, _destination(address))
+            (kind, destination_of(address))
             for address, state, result, _ in outcomes
             for kind in _kinds(state, result)
         )
@@ -104,8 +104,3 @@ def _kinds(state: RecipientState, result: DeliveryResult) -> tuple[Kind, ...]:
         return (Kind.HARD_BOUNCE,)
     deferred = (Kind.DEFERRED,) if state is RecipientState.QUEUED else ()
     return (Kind.SOFT_BOUNCE, *deferred) if result.remote_mta is not None else deferred
-
-
-def _destination(address: str) -> str:
-    """The recipient's domain, lower case (IDNs as given: the stats only group by it)."""
-    return address.rpartition("@")[2].lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from relay.rewrite.verp import verp_return_path
 from relay.signing.signer import Signer
 from relay.spool.records import Envelope
 from relay.spool.store import Spool, new_queue_id
-from relay.stores.stats import Kind, ListStats, Tally, tally
+from relay.stores.stats import Kind, ListStats, Tally, destination_of, tally
 
 __all__ = ["SubmissionHandler", "received_header"]
 
@@ -278,10 +279,14 @@ class SubmissionHandler:
                         envelope.sender_id,
                         envelope.campaign or "",
                         Kind.ACCEPTED,
-                        len(envelope.recipients),
+                        count,
+                        destination=destination,
                     )
                     for envelope in spooled
                     if envelope.sender_id is not None
+                    for destination, count in Counter(
+                        destination_of(recipient) for recipient in envelope.recipients
+                    ).items()
                 ],
                 [
                     (envelope.queue_id, envelope.campaign)

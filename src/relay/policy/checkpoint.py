@@ -49,7 +49,7 @@ from relay.rewrite.plan import FIXES, Fix
 from relay.stores.base import Stores
 from relay.stores.history import Delivery, DeliveryHistory
 from relay.stores.models import ConsentRecord, MessageClass, SenderProfile, SuppressionEntry
-from relay.stores.stats import Kind, Tally, tally
+from relay.stores.stats import Kind, Tally, destination_of, tally
 
 if TYPE_CHECKING:
     from relay.dnscheck.cache import ReadinessCache
@@ -520,16 +520,18 @@ class Checkpoint:
         except AuditError as exc:
             log.error("audit log append failed, answered 451: %s", exc)
             return AUDIT_UNAVAILABLE
-        refused: Counter[tuple[str, str]] = Counter()
+        refused: Counter[tuple[str, str, str]] = Counter()
         for event in events:
             if event.reply is not None and event.sender_id and event.rule_id:
-                refused[event.sender_id, event.rule_id] += 1
+                # By destination where the clear address is kept ([audit] keep_addresses).
+                destination = destination_of(event.recipient) if event.recipient else ""
+                refused[event.sender_id, event.rule_id, destination] += 1
         await tally(
             self._stores.stats,
             _now(),
             [
-                Tally(sender_id, campaign or "", Kind.REFUSED, n, rule_id)
-                for (sender_id, rule_id), n in refused.items()
+                Tally(sender_id, campaign or "", Kind.REFUSED, n, rule_id, destination)
+                for (sender_id, rule_id, destination), n in refused.items()
             ],
         )
         return None

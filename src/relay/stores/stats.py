@@ -73,6 +73,7 @@ __all__ = [
     "ListStats",
     "SqliteStats",
     "Tally",
+    "destination_of",
     "tally",
 ]
 
@@ -218,6 +219,12 @@ class ListStats(Protocol):
     ) -> ComplaintRate:
         """Complaints and delivered recipients of `sender_id`, every campaign, in `window`."""
         ...
+
+
+def destination_of(address: str) -> str:
+    """The destination a recipient is counted under: its domain, lower case (IDNs as given:
+    the figures only group by it)."""
+    return address.rpartition("@")[2].lower()
 
 
 async def tally(
