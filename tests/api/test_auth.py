@@ -99,3 +99,37 @@ def test_an_unknown_api_path_is_a_json_404(admin_api):
     response = httpx.get(f"{admin_api.url}/api/v1/nothing-here", timeout=30)
     assert response.status_code == 404
     assert response.json() == {"status": 404, "error": "Not Found"}
+
+
+def test_operators_manage_tokens_through_the_api_and_each_change_is_audited(admin_api):
+    with admin_api.as_role("compliance") as client:
+        assert client.get("/api/v1/tokens").status_code == 403
+        refused = client.post("/api/v1/tokens", json={"name": "x", "role": "operator"})
+        assert refused.status_code == 403
+    with admin_api.as_role("operator") as client:
+        bad = client.post("/api/v1/tokens", json={"name": "shop-crm", "role": "mailer"})
+        assert bad.status_code == 422
+        assert "sender_id is required" in bad.json()["error"]
+        made = client.post(
+            "/api/v1/tokens", json={"name": "shop-crm", "role": "mailer", "sender_id": SENDER_ID}
+        )
+        assert made.status_code == 201, made.text
+        again = client.post(
+            "/api/v1/tokens", json={"name": "shop-crm", "role": "mailer", "sender_id": SENDER_ID}
+        )
+        assert again.status_code == 409
+        listed = client.get("/api/v1/tokens")
+        assert made.json()["token"] not in listed.text
+        assert {token["name"] for token in listed.json()} >= {"shop-crm", "test-operator"}
+    new = made.json()
+    with admin_api.client(token=new["token"]) as client:
+        assert client.get("/api/v1/token").json()["sender_id"] == SENDER_ID
+    with admin_api.as_role("operator") as client:
+        revoked = client.delete(f"/api/v1/tokens/{new['token_id']}")
+        assert revoked.status_code == 200
+        assert revoked.json()["revoked_at"] is not None
+        assert client.delete("/api/v1/tokens/nothere").status_code == 404
+    with admin_api.client(token=new["token"]) as client:
+        assert client.get("/api/v1/token").status_code == 401
+    actions = [(record["action"], record["inputs"]["role"]) for record in admin_api.audit()]
+    assert actions == [("token-create", "operator"), ("token-revoke", "operator")]
