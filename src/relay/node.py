@@ -17,6 +17,7 @@ from relay import __version__
 from relay.api import HttpServer, bind, create_app
 from relay.api.admin import Admin
 from relay.api.auth import Authenticator
+from relay.api.deadlines import watch_requests
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.config.types import HostPort
@@ -149,7 +150,15 @@ async def serve(settings: Settings, source: str) -> None:
         app = create_app(tokens, stores, audit, admin)
         await processor.start(leftovers)
         stack.push_async_callback(processor.stop)
+        deadlines = asyncio.create_task(watch_requests(stores), name="request-deadlines")
+        stack.push_async_callback(_cancel, deadlines)
         await _run(settings, source, handler, feedback, queue, app, tls_context)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _counted(listener: OutcomeListener) -> OutcomeListener:

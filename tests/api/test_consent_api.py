@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.api.routes.consent import due_date
+from relay.api.deadlines import due_date
 from tests.api.admin import SENDER_ID
 
 API = "/api/v1"

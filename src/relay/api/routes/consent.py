@@ -22,7 +22,6 @@ per sender concerned, keyed by the address's HMAC only, so the address stays sup
 Every change is audited before it is made (relay.api.admin).
 """
 
-import calendar
 import hashlib
 import math
 import secrets
@@ -35,6 +34,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from relay.api.admin import Admin
 from relay.api.auth import DATA_PROTECTION, Principal
+from relay.api.deadlines import ALERT_DAYS, due_date
 from relay.api.imports import IMPORT_BODY, import_format, read_import_body
 from relay.api.paging import Cursor
 from relay.stores.importing import Address, ConsentRow, parse_consents
@@ -48,23 +48,13 @@ from relay.stores.models import (
     SuppressionScope,
 )
 
-__all__ = ["ALERT_DAYS", "due_date", "router"]
-
-ALERT_DAYS = 5  # an open request this close to its due date (or past it) is flagged
+__all__ = ["router"]
 
 ERASURE_CITATION = (
     "GDPR Art. 17(1)(b),(c) (EU-ERASURE); PIPL Art. 47 (PRC-PIPL-DELETE); the keyed hash is"
     " kept in the suppression list (COMPLIANCE §1.3)"
 )
 RESPONSE_CITATION = "GDPR Art. 12(3): answer within one month of receipt (EU-RESPONSE-1M)"
-
-
-def due_date(received_at: datetime) -> datetime:
-    """One calendar month after `received_at` (the last day of a shorter month: 31 January is
-    due on 28 or 29 February)."""
-    year, month = received_at.year + received_at.month // 12, received_at.month % 12 + 1
-    day = min(received_at.day, calendar.monthrange(year, month)[1])
-    return received_at.replace(year=year, month=month, day=day)
 
 
 # -- models ------------------------------------------------------------------------------------
