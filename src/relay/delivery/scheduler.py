@@ -27,9 +27,10 @@ from itertools import count
 
 from relay.config.types import Rate
 from relay.delivery.backoff import Pace
+from relay.delivery.budget import LocalBudget, RateBudget
 from relay.delivery.shaping import Limits
 
-__all__ = ["DestinationState", "Job", "Lane", "RateBudget", "Scheduler"]
+__all__ = ["DestinationState", "Job", "Lane", "Scheduler"]
 
 _sequence = count()
 
@@ -78,51 +79,6 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job({self.queue_id}, {self.domain}, due {self.due_at:.0f})"
-
-
-class RateBudget:
-    """Moving-window rate limits, kept in this process: per key and period, the send times
-    within the last period, oldest first. A limit is checked against every message sent in its
-    window, so a cut takes effect at once, however many were sent before it; and the time a
-    message fits again is exact (when enough of the window's sends have aged out).
-
-    Why not the `limits` library's in-memory storage: it inserts each send at the front of a
-    list (cost grows with the window: 40,000 an hour at a big provider) and sweeps every key of
-    every destination and sender through a thread after each send. Both operations here are
-    amortised O(1) per send. A shared backend for several nodes keeps this interface."""
-
-    def __init__(self) -> None:
-        self._sent: dict[tuple[str, int], deque[float]] = {}
-
-    def _window(self, key: str, period: int, now: float) -> deque[float]:
-        sent = self._sent.get((key, period))
-        if sent is None:
-            sent = self._sent[key, period] = deque()
-        while sent and sent[0] <= now - period:
-            sent.popleft()
-        return sent
-
-    async def available_at(
-        self, key: str, rates: list[tuple[int, int]], cost: int, now: float
-    ) -> float:
-        """When `cost` more messages fit every (amount, period) rate of `key`; 0.0: now."""
-        at = 0.0
-        for amount, period in rates:
-            sent = self._window(key, period, now)
-            excess = len(sent) + min(cost, amount) - amount
-            if excess > 0:
-                at = max(at, sent[excess - 1] + period)
-        return at
-
-    async def take(self, key: str, rates: list[tuple[int, int]], cost: int, now: float) -> None:
-        for amount, period in rates:
-            self._window(key, period, now).extend([now] * min(cost, amount))
-
-    def forget_idle(self, now: float) -> None:
-        """Drop the windows whose sends have all aged out."""
-        for (key, period), sent in list(self._sent.items()):
-            if not sent or sent[-1] <= now - period:
-                del self._sent[key, period]
 
 
 def _scaled(rates: tuple[Rate, ...], pace: Pace) -> list[tuple[int, int]]:
@@ -178,8 +134,8 @@ class DestinationState:
 
 
 class Scheduler:
-    def __init__(self) -> None:
-        self.budget = RateBudget()
+    def __init__(self, budget: RateBudget | None = None) -> None:
+        self.budget: RateBudget = budget or LocalBudget()
         self.lanes: dict[str, Lane] = {}
         self._timers: list[Job] = []  # jobs not yet due
         self._lane_timers: list[tuple[float, int, Lane]] = []
@@ -343,15 +299,12 @@ class Scheduler:
                     continue
                 cost = jobs[0].cost
                 sender_key = f"{lane.name}/{sender}"
-                at = max(
-                    await self.budget.available_at(lane.name, lane_rates, cost, now),
-                    await self.budget.available_at(sender_key, sender_rates, cost, now),
+                at = await self.budget.acquire(
+                    [(lane.name, lane_rates), (sender_key, sender_rates)], cost, now
                 )
                 if at > now:
                     wake = min(wake, at)
                     continue
-                await self.budget.take(lane.name, lane_rates, cost, now)
-                await self.budget.take(sender_key, sender_rates, cost, now)
                 job = jobs.popleft()
                 del queue[sender]
                 if jobs:
