@@ -13,6 +13,7 @@ import pytest
 from relay.ingest.tls import ensure_self_signed, server_context
 from tests.support.dns_server import DnsServer
 from tests.support.network import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.relay_process import RelayProcess, merge
 from tests.support.sink import Sink
 
@@ -21,6 +22,14 @@ from tests.support.sink import Sink
 def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
     server = DnsServer(tmp_path_factory.mktemp("nsd"), free_port())
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server per test session (per xdist worker); tests keep apart by key prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port()).start()
     yield server
     server.stop()
 

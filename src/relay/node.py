@@ -48,9 +48,9 @@ from relay.signing.keys import load_keys
 from relay.signing.signer import Signer
 from relay.spool.records import Envelope, Outcome
 from relay.spool.store import Spool
+from relay.stores.backends import make_stores
 from relay.stores.hashing import load_or_create_key
 from relay.stores.history import SqliteHistory
-from relay.stores.sqlite import SqliteStores
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -75,7 +75,7 @@ async def serve(settings: Settings, source: str) -> None:
         spool = Spool(settings.spool_path)
         await spool.open()
         stack.push_async_callback(spool.close)
-        stores = SqliteStores.from_settings(settings)
+        stores = make_stores(settings)
         await stores.open()
         stack.push_async_callback(stores.close)
         history = None

@@ -112,6 +112,14 @@ def test_embedded_defaults_are_valid(tmp_path):
         ('[smtp]\nlisen = "127.0.0.1:25"\n', "smtp.lisen: unknown key"),
         ('[feedback]\nlisten = "x:y"\n', "feedback.listen:"),
         ('[http]\nlisten = "127.0.0.1:0"\n', "http.listen:"),
+        ('[stores]\nbackend = "mysql"\n', "stores.backend: Input should be 'sqlite' or 'redis'"),
+        ('[redis]\nurl = "http://cache:6379"\n', "redis.url: 'http://cache:6379': use redis://"),
+        ("[redis]\ntimeout = 0\n", "redis.timeout: Input should be greater"),
+        ('[redis]\nkey_prefix = ""\n', "redis.key_prefix: String should have at least"),
+        (
+            '[redis]\nurl = "redis://:pw@cache"\npassword_file = "/run/redis.pw"\n',
+            "redis: give the password in the url or in password_file, not both",
+        ),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path, toml, expected):

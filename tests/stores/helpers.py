@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from relay.stores.base import Stores
 from relay.stores.hashing import AddressHasher
 from relay.stores.models import (
     ConsentBasis,
@@ -17,6 +19,7 @@ from relay.stores.models import (
     SuppressionReason,
     SuppressionScope,
 )
+from relay.stores.redis import RedisStores
 from relay.stores.sqlite import SqliteStores
 
 T = TypeVar("T")
@@ -26,17 +29,43 @@ HASHER = AddressHasher(KEY)
 WHEN = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class RedisPlace:
+    """Stores in a Redis under a key prefix of their own (the list-health figures beside, in
+    a SQLite file at `stats_path`)."""
+
+    url: str
+    prefix: str
+    stats_path: Path
+
+
+def make_stores(
+    place: Path | RedisPlace, keep_addresses: bool = True, hasher: AddressHasher = HASHER
+) -> Stores:
+    """SqliteStores at a path, RedisStores at a RedisPlace (not opened)."""
+    if isinstance(place, RedisPlace):
+        return RedisStores(
+            place.url, hasher, keep_addresses, place.stats_path, key_prefix=place.prefix
+        )
+    return SqliteStores(place, hasher, keep_addresses)
+
+
 def run_stores(
-    path: Path,
-    action: Callable[[SqliteStores], Awaitable[T]],
+    path: Path | RedisPlace,
+    action: Callable[[Any], Awaitable[T]],
     keep_addresses: bool = True,
     hasher: AddressHasher = HASHER,
 ) -> T:
-    """Open the stores at `path`, run `action` on them, close them."""
+    """Open the stores at `path` (a SQLite file or a RedisPlace), run `action` on them, close
+    them."""
 
     async def run() -> T:
-        async with SqliteStores(path, hasher, keep_addresses) as stores:
+        stores = make_stores(path, keep_addresses, hasher)
+        await stores.open()
+        try:
             return await action(stores)
+        finally:
+            await stores.close()
 
     return asyncio.run(run())
 

@@ -1,6 +1,6 @@
-"""Sender pauses in the SQLite stores: the journal's latest change is the state, a change that
-changes nothing is not journalled, journalled changes wait for the audit log; and the automatic
-pause from the complaint figures (relay.policy.standing) with its audit record."""
+"""Sender pauses in the stores (both backends): the journal's latest change is the state, a
+change that changes nothing is not journalled, journalled changes wait for the audit log; and the
+automatic pause from the complaint figures (relay.policy.standing) with its audit record."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from relay.audit.records import AuditEvent
 from relay.policy.standing import Standings, is_paused, record_changes
+from relay.stores.base import Stores
 from relay.stores.models import PauseAction, PauseChange
-from relay.stores.sqlite import SqliteStores
 from relay.stores.stats import Kind, Tally
 from tests.stores.helpers import WHEN, run_stores
 
@@ -28,10 +28,10 @@ def change(action: PauseAction, at: datetime = WHEN, reason: str = "spam traps")
     return PauseChange("acme", action, at, reason, "operator")
 
 
-def test_pause_and_resume_are_journalled_and_survive_reopen(tmp_path):
-    db = tmp_path / "stores.sqlite"
+def test_pause_and_resume_are_journalled_and_survive_reopen(place):
+    db = place
 
-    async def pause(stores: SqliteStores):
+    async def pause(stores: Stores):
         first = await stores.change_pause(change(PauseAction.PAUSE))
         again = await stores.change_pause(change(PauseAction.PAUSE, reason="twice"))
         return first, again, await is_paused(stores, "acme"), await is_paused(stores, "other")
@@ -43,7 +43,7 @@ def test_pause_and_resume_are_journalled_and_survive_reopen(tmp_path):
     assert (paused, other) == (True, False)
     assert run_stores(db, lambda stores: stores.pause_state("acme")) == first
 
-    async def resume(stores: SqliteStores):
+    async def resume(stores: Stores):
         resumed = await stores.change_pause(change(PauseAction.RESUME, WHEN + timedelta(hours=1)))
         extra = await stores.change_pause(change(PauseAction.RESUME))
         return resumed, extra, await is_paused(stores, "acme")
@@ -55,27 +55,27 @@ def test_pause_and_resume_are_journalled_and_survive_reopen(tmp_path):
     assert paused is False
 
 
-def test_journalled_changes_are_written_to_the_audit_log_once(tmp_path):
+def test_journalled_changes_are_written_to_the_audit_log_once(place):
     audit = Audit()
 
-    async def run(stores: SqliteStores):
+    async def run(stores: Stores):
         await stores.change_pause(change(PauseAction.PAUSE))
         await stores.change_pause(change(PauseAction.RESUME))
         first = await record_changes(stores, audit)
         return first, await record_changes(stores, audit), await stores.unrecorded_pause_changes()
 
-    assert run_stores(tmp_path / "stores.sqlite", run) == (2, 0, [])
+    assert run_stores(place, run) == (2, 0, [])
     assert [(e.stage, e.action, e.sender_id, e.detail) for e in audit.events] == [
         ("sender", "pause", "acme", "spam traps"),
         ("sender", "resume", "acme", "spam traps"),
     ]
 
 
-def standings(stores: SqliteStores, audit: Audit) -> Standings:
+def standings(stores: Stores, audit: Audit) -> Standings:
     return Standings(stores, audit, [timedelta(days=1)], 0.003, 1000, "MBP-COMPLAINT-RATE")
 
 
-async def figures(stores: SqliteStores, at: datetime, complaints: int, delivered: int) -> None:
+async def figures(stores: Stores, at: datetime, complaints: int, delivered: int) -> None:
     await stores.stats.add(
         at,
         [
@@ -85,10 +85,10 @@ async def figures(stores: SqliteStores, at: datetime, complaints: int, delivered
     )
 
 
-def test_the_complaint_rate_pauses_a_sender_once_enough_was_delivered(tmp_path):
+def test_the_complaint_rate_pauses_a_sender_once_enough_was_delivered(place):
     audit = Audit()
 
-    async def run(stores: SqliteStores):
+    async def run(stores: Stores):
         now = datetime.now(UTC)
         await figures(stores, now, 2, 500)  # 0.4 % of too few
         few = await standings(stores, audit).of("acme")
@@ -96,7 +96,7 @@ def test_the_complaint_rate_pauses_a_sender_once_enough_was_delivered(tmp_path):
         many = await standings(stores, audit).of("acme")
         return few, many
 
-    few, many = run_stores(tmp_path / "stores.sqlite", run)
+    few, many = run_stores(place, run)
     assert few.pause is None
     assert few.rates[0][1].delivered == 500
     assert many.pause is not None
@@ -106,10 +106,10 @@ def test_the_complaint_rate_pauses_a_sender_once_enough_was_delivered(tmp_path):
     assert (event.stage, event.action, event.rule_id) == ("sender", "pause", "MBP-COMPLAINT-RATE")
 
 
-def test_after_a_resume_only_later_hours_count(tmp_path):
+def test_after_a_resume_only_later_hours_count(place):
     audit = Audit()
 
-    async def run(stores: SqliteStores):
+    async def run(stores: Stores):
         now = datetime.now(UTC)
         await figures(stores, now - timedelta(hours=3), 10, 1000)
         found = standings(stores, audit)
@@ -118,19 +118,19 @@ def test_after_a_resume_only_later_hours_count(tmp_path):
         resumed = await found.of("acme")
         return paused, resumed
 
-    paused, resumed = run_stores(tmp_path / "stores.sqlite", run)
+    paused, resumed = run_stores(place, run)
     assert paused.pause is not None
     assert resumed.pause is None
     assert resumed.rates[0][1].delivered == 0
 
 
-def test_rates_are_cached_between_lookups(tmp_path):
-    async def run(stores: SqliteStores):
+def test_rates_are_cached_between_lookups(place):
+    async def run(stores: Stores):
         found = standings(stores, Audit())
         before = await found.of("acme")
         await figures(stores, datetime.now(UTC), 10, 1000)
         return before, await found.of("acme")
 
-    before, cached = run_stores(tmp_path / "stores.sqlite", run)
+    before, cached = run_stores(place, run)
     assert before == cached
     assert cached.pause is None

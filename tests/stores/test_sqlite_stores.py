@@ -1,5 +1,6 @@
-"""SqliteStores on real SQLite files: round trips, suppression scopes, immutable consent records,
-sender lookups, and StoreUnavailable when the database cannot be used."""
+"""The stores on both backends (a SQLite file, a real redis-server): round trips, suppression
+scopes, immutable consent records, sender lookups; and StoreUnavailable when the SQLite database
+cannot be used."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from relay.stores.models import (
     SuppressionReason,
     SuppressionScope,
 )
-from relay.stores.sqlite import SqliteStores
-from tests.stores.helpers import HASHER, WHEN, consent, run_stores, suppression
+from tests.stores.helpers import WHEN, consent, make_stores, run_stores, suppression
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(place):
+    return place
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
     return tmp_path / "state" / "stores.sqlite"
 
 
@@ -255,7 +260,7 @@ def test_a_file_that_is_not_a_database_is_unavailable(tmp_path):
 
 def test_lookups_before_open_and_after_close_are_unavailable(db):
     async def scenario():
-        stores = SqliteStores(db, HASHER, keep_addresses=True)
+        stores = make_stores(db, keep_addresses=True)
         problems = []
         for _ in range(2):
             try:
@@ -288,7 +293,8 @@ def test_fix_preferences_and_bounce_domain_round_trip(db):
     assert ACME.bounce_domain is None
 
 
-def test_tables_without_the_added_columns_get_them(db):
+def test_tables_without_the_added_columns_get_them(sqlite_db):
+    db = sqlite_db
     entry = suppression(address="ann@example.org")
     run_stores(db, lambda stores: stores.put_senders([ACME]))
     run_stores(db, lambda stores: stores.add_suppressions([entry]))

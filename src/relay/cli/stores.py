@@ -26,10 +26,11 @@ from relay.cli import CONFIG_ERROR_EXIT, config_option, load_settings_or_exit
 from relay.config import Settings
 from relay.errors import AuditError, ConfigError, ImportRowError, StoreConflict, StoreUnavailable
 from relay.policy.standing import record_changes
+from relay.stores.backends import make_stores
+from relay.stores.base import Stores
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.importing import ImportFormat, read_consents, read_senders, read_suppressions
 from relay.stores.models import PauseAction, PauseChange
-from relay.stores.sqlite import SqliteStores
 
 __all__ = ["consent", "hasher_or_exit", "senders", "suppressions", "with_stores"]
 
@@ -91,16 +92,18 @@ def _parse(read: Callable[[], Sequence[T]]) -> Sequence[T]:
 def with_stores(
     settings: Settings,
     hasher: AddressHasher,
-    action: Callable[[SqliteStores], Awaitable[T]],
+    action: Callable[[Stores], Awaitable[T]],
     error_exit: int = STORE_ERROR_EXIT,
 ) -> T:
     """Run `action` on the opened stores; a store error is one line on stderr and an exit."""
 
     async def run() -> T:
-        async with SqliteStores(
-            settings.stores_path, hasher, settings.audit.keep_addresses
-        ) as stores:
+        stores = make_stores(settings, hasher)
+        await stores.open()
+        try:
             return await action(stores)
+        finally:
+            await stores.close()
 
     try:
         return asyncio.run(run())
@@ -203,7 +206,7 @@ def _change_pause(settings: Settings, sender_id: str, action: PauseAction, reaso
     then it writes it at its next MAIL."""
     hasher = hasher_or_exit(settings)
 
-    async def change(stores: SqliteStores) -> tuple[PauseChange | None, bool]:
+    async def change(stores: Stores) -> tuple[PauseChange | None, bool]:
         if await stores.sender(sender_id) is None:
             raise StoreConflict(f"no sender profile {sender_id!r}")
         at = datetime.now(UTC)

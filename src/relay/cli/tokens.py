@@ -17,8 +17,8 @@ from relay.api.auth import new_token
 from relay.cli import config_option, load_settings_or_exit
 from relay.cli.stores import hasher_or_exit, with_stores
 from relay.errors import StoreConflict
+from relay.stores.base import Stores
 from relay.stores.models import ApiRole, ApiToken
-from relay.stores.sqlite import SqliteStores
 
 __all__ = ["tokens"]
 
@@ -52,7 +52,7 @@ def create_token(
     now = datetime.now(UTC)
     token, stored = new_token(name or f"{role}-{now:%Y%m%d%H%M%S}", api_role, sender_id, now)
 
-    async def add(stores: SqliteStores) -> None:
+    async def add(stores: Stores) -> None:
         if sender_id is not None and await stores.sender(sender_id) is None:
             raise StoreConflict(f"no sender profile {sender_id!r} (relay senders import)")
         await stores.add_api_token(stored)
@@ -81,7 +81,7 @@ def revoke_token(token_id: str, config_path: Path | None) -> None:
     """Revoke TOKEN_ID at once (requests with it are answered 401)."""
     settings, _ = load_settings_or_exit(config_path)
 
-    async def revoke(stores: SqliteStores) -> ApiToken:
+    async def revoke(stores: Stores) -> ApiToken:
         token = await stores.revoke_api_token(token_id, datetime.now(UTC))
         if token is None:
             raise StoreConflict(f"no API token {token_id!r} (relay tokens list)")

@@ -31,6 +31,7 @@ __all__ = [
     "FeedbackSettings",
     "HttpSettings",
     "PolicySettings",
+    "RedisSettings",
     "RewriteSettings",
     "SenderLimits",
     "Settings",
@@ -267,11 +268,47 @@ class PolicySettings(_Section):
 
 
 class StoresSettings(_Section):
-    backend: Literal["sqlite"] = "sqlite"
+    # "sqlite": one file on this node; "redis": shared by every node through [redis] (the
+    # list-health figures stay in the SQLite file at `path` on each node either way).
+    backend: Literal["sqlite", "redis"] = "sqlite"
     path: Path | None = None  # default: state_dir/stores.sqlite
     # Key for the address HMAC; default: state_dir/keys/address-hmac.key, created on first use.
     # Every node of a cluster must use the same key.
     hmac_key_file: Path | None = None
+
+
+class RedisSettings(_Section):
+    """Where the Redis backend of the stores lives ([stores] backend = "redis")."""
+
+    # redis://[user[:password]@]host[:port][/db] or rediss://... for TLS (the server's
+    # certificate is verified against the system's CAs).
+    url: str = "redis://127.0.0.1:6379/0"
+    # A file holding the password (its first line), instead of a password in the URL.
+    password_file: Path | None = None
+    # Every key starts with this: several deployments may share one Redis.
+    key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "relay:"
+    # Seconds one command may take; RCPT waits on lookups, so keep it short. A lookup that
+    # takes longer answers 451 4.3.0 (never fail open).
+    timeout: Annotated[float, Field(gt=0, le=30)] = 0.5
+    connect_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("redis", "rediss"):
+            raise ValueError(f"{url!r}: use redis://host[:port][/db] or rediss://... for TLS")
+        hostpart = rest.split("/", 1)[0].rpartition("@")[2]
+        if not hostpart:
+            raise ValueError(f"{url!r}: no host")
+        return url
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RedisSettings:
+        userinfo = self.url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+        if self.password_file is not None and ":" in userinfo:
+            raise ValueError("give the password in the url or in password_file, not both")
+        return self
 
 
 class AuditSettings(_Section):
@@ -340,6 +377,7 @@ class Settings(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     stores: StoresSettings = Field(default_factory=StoresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from relay.stores.hashing import AddressHasher
 from relay.stores.models import (
     ApiToken,
     ConsentRecord,
@@ -28,6 +29,11 @@ __all__ = ["Stores"]
 
 
 class Stores(Protocol):
+    @property
+    def hasher(self) -> AddressHasher:
+        """The keyed hash of addresses the stores are keyed by (the same on every node)."""
+        ...
+
     @property
     def stats(self) -> ListStats:
         """The list-health figures, opened and closed with the stores."""
