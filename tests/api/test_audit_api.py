@@ -3,10 +3,8 @@ recipient, message, queue id, rule, sender, stage, action and time, a page at a 
 export streamed as CSV or as stored (and the JSON Lines export of the whole log verifies with
 `relay audit verify`); the chain checked, a record edited while relay was stopped named.
 
-The mail comes from `mailed`: the shop sends its campaign to ann (the destination refuses her
-for good), bob, carl and dan (deferred for now); bob unsubscribes with the one-click POST; the
-shop's next mailing to ann and bob is refused at RCPT. test_stats_api and test_report_page
-read the same story."""
+The mail comes from `mailed` (tests/api/story.py), which test_stats_api and test_report_page
+read too."""
 
 from __future__ import annotations
 
@@ -17,144 +15,17 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from relay.audit.verify import CSV_COLUMNS
-from tests.api.admin import AdminApi, start_admin_api
-from tests.policy.builders import message
-from tests.scenarios.compliance import (
-    EGRESS,
-    SHOP_DOMAIN,
-    ShopDomain,
-    add_shop_sender,
-    audit_records,
-    policy_config,
-    submit,
-)
-from tests.scenarios.test_feedback_becomes_suppression import keys
-from tests.signing.conftest import keygen
-from tests.support.dns_server import DnsServer, txt
-from tests.support.polling import poll
-from tests.support.relay_process import RelayProcess, merge
+from tests.api.story import ANN, get, unsubscribe
+from tests.support.relay_process import RelayProcess
 
-ANN, BOB, CARL, DAN = (f"{name}@example.us" for name in ("ann", "bob", "carl", "dan"))
-CAMPAIGN = "spring-sale"
-QUEUED = re.compile(r"Queued as ([0-9A-F]+)")
 ROUTES = ("/api/v1/audit/records", "/api/v1/audit/export", "/api/v1/audit/verify")
-
-
-@dataclass
-class Mailed:
-    """The story's relay, its admin API, and what the story produced."""
-
-    api: AdminApi
-    queue_id: str
-    message_id: str
-
-    @property
-    def relay(self) -> RelayProcess:
-        return self.api.relay
-
-    def records(self) -> list[dict[str, Any]]:
-        return audit_records(self.relay)
-
-    def refusing_rule(self, address: str) -> str:
-        """The rule whose reply refused `address` (at the second mailing)."""
-        hashed = self.api.hasher.hash(address)
-        (rule,) = [
-            record["rule_id"]
-            for record in self.records()
-            if record["recipient_hash"] == hashed
-            and record["stage"] == "rcpt"
-            and record["reply"] is not None
-        ]
-        return str(rule)
-
-
-def unsubscribe(relay: RelayProcess, address: str, list_id: str | None = None) -> None:
-    tokens, hasher = keys(relay)
-    token = tokens.issue(
-        sender_id="shop", list_id=list_id, address_hash=hasher.hash(address), issued=date.today()
-    )
-    answer = httpx.post(
-        f"{relay.http_url}/u/{token}", data={"List-Unsubscribe": "One-Click"}, timeout=10
-    )
-    assert answer.status_code == 200, answer.text
-
-
-# One ShopDomain per DNS server (session): test_stats_api and test_report_page import the
-# fixture too, which makes it a fixture of theirs as well, each run once per session.
-_SHOP_DOMAINS: dict[int, ShopDomain] = {}
-
-
-@pytest.fixture(scope="session")
-def shop_domain(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer) -> ShopDomain:
-    """shop.example ready to send through relay, as tests/scenarios' `shop` makes it, with keys
-    of their own selectors (both may be published in one session: the DNS server is shared and
-    drops the records both publish twice)."""
-    known = _SHOP_DOMAINS.get(id(dns_server))
-    if known is not None:
-        return known
-    directory = tmp_path_factory.mktemp("api-shop") / "keys"
-    rsa = keygen(directory, SHOP_DOMAIN, "api2026")
-    ed25519 = keygen(directory, SHOP_DOMAIN, "apie2026", "--algorithm", "ed25519-sha256")
-    dns_server.add(
-        f"{SHOP_DOMAIN}. IN MX 10 mx.{SHOP_DOMAIN}.",
-        f"mx.{SHOP_DOMAIN}. IN A 127.0.0.1",
-        txt(SHOP_DOMAIN, f"v=spf1 ip4:{EGRESS} -all"),
-        txt(f"_dmarc.{SHOP_DOMAIN}", "v=DMARC1; p=reject"),
-        txt(rsa.record_name, rsa.record_value),
-        txt(ed25519.record_name, ed25519.record_value),
-    )
-    return _SHOP_DOMAINS.setdefault(id(dns_server), ShopDomain(rsa, ed25519))
-
-
-@pytest.fixture
-def mailed(make_relay: Callable[..., RelayProcess], shop_domain: ShopDomain, sink) -> Mailed:
-    config = merge(policy_config(sink, shop_domain), {"delivery": {"retry_schedule": ["1h"]}})
-    api = start_admin_api(make_relay(config))
-    add_shop_sender(api.relay)
-    sink.rcpt_replies[ANN].append("550 5.1.1 <ann@example.us>: no such user")
-    sink.rcpt_replies[DAN].append("450 4.2.0 <dan@example.us>: try again later")
-    message_id = "<spring-1@shop.example>"
-    content = message({"X-Relay-Campaign": CAMPAIGN, "Message-ID": message_id})
-    replies, data = submit(api.relay, [ANN, BOB, CARL, DAN], content)
-    assert all(code == 250 for code, _ in replies.values()), replies
-    assert data is not None
-    assert data[0] == 250, data
-    queued = QUEUED.search(data[1])
-    assert queued, data
-    sink.wait_for(2)  # bob and carl
-    ann = api.hasher.hash(ANN)
-    suppressed = poll(
-        lambda: (
-            any(
-                (r["stage"], r["action"], r["recipient_hash"]) == ("queue", "suppress", ann)
-                for r in audit_records(api.relay)
-            )
-            or None
-        ),
-        timeout=20,
-    )
-    assert suppressed, api.relay.log
-    api.relay.wait_for_log(f"to=<{DAN}> relay=")
-    unsubscribe(api.relay, BOB)
-    replies, data = submit(api.relay, [ANN, BOB], content)
-    assert {address: code for address, (code, _) in replies.items()} == {ANN: 550, BOB: 550}
-    return Mailed(api, queued.group(1), message_id)
-
-
-def get(api: AdminApi, path: str, role: str = "compliance", **params: Any) -> Any:
-    with api.as_role(role) as client:
-        response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 # -- roles ------------------------------------------------------------------------------------

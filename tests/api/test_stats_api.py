@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.stores.stats import BOUNCE_WARN, COMPLAINT_PAUSE, COMPLAINT_WARN
-from tests.api.test_audit_api import ANN, BOB, get, mailed, shop_domain  # noqa: F401  (fixtures)
+from tests.api.story import ANN, BOB, get
 from tests.support.polling import poll
 
 
@@ -40,7 +40,7 @@ def test_an_idle_sender_has_nothing_to_show(admin_api):
         assert figures["complaint_level"] is None
 
 
-def test_figures_match_the_mail_sent(mailed):  # noqa: F811
+def test_figures_match_the_mail_sent(mailed):
     refused = {mailed.refusing_rule(ANN): 0, mailed.refusing_rule(BOB): 0}
     refused[mailed.refusing_rule(ANN)] += 1
     refused[mailed.refusing_rule(BOB)] += 1

@@ -63,6 +63,7 @@ __all__ = [
     "ConsentRow",
     "Domain",
     "ImportFormat",
+    "SenderFields",
     "SenderRow",
     "SuppressionRow",
     "Text",
@@ -357,8 +358,9 @@ class ConsentRow(_Row):
         )
 
 
-class SenderRow(_Row):
-    sender_id: Text
+class SenderFields(_Row):
+    """A sender profile but its id (the admin API takes the id from the path)."""
+
     legal_name: Text
     postal_address: Text
     contact: Annotated[str, AfterValidator(_contact)]
@@ -387,6 +389,10 @@ class SenderRow(_Row):
                 f"{domain!r} is neither one of the verified_domains nor a subdomain of one"
             )
         return domain
+
+
+class SenderRow(SenderFields):
+    sender_id: Text
 
     def to_profile(self) -> SenderProfile:
         return SenderProfile(

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from relay.api.admin import Admin
 from relay.api.auth import OPERATOR, READERS, Principal
 from relay.policy.standing import record_changes
-from relay.stores.importing import Domain, SenderRow, Text
+from relay.stores.importing import Domain, SenderFields, SenderRow, Text
 from relay.stores.models import MessageClass, PauseAction, PauseChange, SenderProfile
 
 __all__ = ["router"]
@@ -81,10 +81,10 @@ class SenderChange(BaseModel):
     sender: SenderView
 
 
-class SenderBody(SenderRow):
+class SenderBody(SenderFields):
     """A sender profile; `sender_id` may be left out (the path names it) or must match it."""
 
-    sender_id: Text | None = None  # type: ignore[assignment]
+    sender_id: Text | None = None
 
 
 class DomainBody(BaseModel):
