@@ -16,9 +16,8 @@ import pytest
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.stores.hashing import AddressHasher
 from tests.api.admin import AdminApi, start_admin_api
-from tests.api.story import Mailed, mail_the_story, publish_shop_domain
+from tests.api.story import Mailed, mail_the_story
 from tests.scenarios.compliance import ShopDomain
-from tests.support.dns_server import DnsServer
 from tests.support.relay_process import RelayProcess
 from tests.support.sink import Sink
 
@@ -89,14 +88,7 @@ def admin_api(make_relay: Callable[..., RelayProcess]) -> AdminApi:
     return start_admin_api(make_relay())
 
 
-@pytest.fixture(scope="session")
-def shop_domain(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer) -> ShopDomain:
-    """shop.example ready to send through relay, with keys of its own selectors (tests/scenarios'
-    `shop` may publish its own beside them in the shared DNS server)."""
-    return publish_shop_domain(tmp_path_factory.mktemp("api-shop") / "keys", dns_server)
-
-
 @pytest.fixture
-def mailed(make_relay: Callable[..., RelayProcess], shop_domain: ShopDomain, sink: Sink) -> Mailed:
+def mailed(make_relay: Callable[..., RelayProcess], shop: ShopDomain, sink: Sink) -> Mailed:
     """The story of tests/api/story.py, told on a new relay."""
-    return mail_the_story(make_relay, shop_domain, sink)
+    return mail_the_story(make_relay, shop, sink)

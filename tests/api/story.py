@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +16,6 @@ import httpx
 from tests.api.admin import AdminApi, start_admin_api
 from tests.policy.builders import message
 from tests.scenarios.compliance import (
-    EGRESS,
-    SHOP_DOMAIN,
     ShopDomain,
     add_shop_sender,
     audit_records,
@@ -26,8 +23,6 @@ from tests.scenarios.compliance import (
     submit,
 )
 from tests.scenarios.test_feedback_becomes_suppression import keys
-from tests.signing.conftest import keygen
-from tests.support.dns_server import DnsServer, txt
 from tests.support.polling import poll
 from tests.support.relay_process import RelayProcess, merge
 from tests.support.sink import Sink
@@ -83,28 +78,9 @@ def get(api: AdminApi, path: str, role: str = "compliance", **params: Any) -> An
     return response.json()
 
 
-def publish_shop_domain(directory: Path, dns_server: DnsServer) -> ShopDomain:
-    """shop.example ready to send through relay, as tests/scenarios' `shop` makes it, with keys
-    of their own selectors (both may be published in one session: the DNS server is shared and
-    drops the records both publish twice)."""
-    rsa = keygen(directory, SHOP_DOMAIN, "api2026")
-    ed25519 = keygen(directory, SHOP_DOMAIN, "apie2026", "--algorithm", "ed25519-sha256")
-    dns_server.add(
-        f"{SHOP_DOMAIN}. IN MX 10 mx.{SHOP_DOMAIN}.",
-        f"mx.{SHOP_DOMAIN}. IN A 127.0.0.1",
-        txt(SHOP_DOMAIN, f"v=spf1 ip4:{EGRESS} -all"),
-        txt(f"_dmarc.{SHOP_DOMAIN}", "v=DMARC1; p=reject"),
-        txt(rsa.record_name, rsa.record_value),
-        txt(ed25519.record_name, ed25519.record_value),
-    )
-    return ShopDomain(rsa, ed25519)
-
-
-def mail_the_story(
-    make_relay: Callable[..., RelayProcess], shop_domain: ShopDomain, sink: Sink
-) -> Mailed:
+def mail_the_story(make_relay: Callable[..., RelayProcess], shop: ShopDomain, sink: Sink) -> Mailed:
     """Run the story on a new relay (see the module docstring)."""
-    config = merge(policy_config(sink, shop_domain), {"delivery": {"retry_schedule": ["1h"]}})
+    config = merge(policy_config(sink, shop), {"delivery": {"retry_schedule": ["1h"]}})
     api = start_admin_api(make_relay(config))
     add_shop_sender(api.relay)
     sink.rcpt_replies[ANN].append("550 5.1.1 <ann@example.us>: no such user")
