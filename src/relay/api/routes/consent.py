@@ -25,12 +25,13 @@ Every change is audited before it is made (relay.api.admin).
 import hashlib
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from relay.api.admin import Admin
 from relay.api.auth import DATA_PROTECTION, Principal
@@ -79,27 +80,14 @@ class ConsentOut(BaseModel):
     product_category: str | None
     time_zone: str | None
 
+    @field_validator("jurisdictions", mode="before")
+    @classmethod
+    def _in_order(cls, jurisdictions: Iterable[str]) -> list[str]:
+        return sorted(jurisdictions)
+
     @classmethod
     def of(cls, record: ConsentRecord) -> Self:
-        return cls(
-            record_id=record.record_id,
-            address=record.address,
-            address_hash=record.address_hash,
-            sender_id=record.sender_id,
-            scope=list(record.scope),
-            basis=record.basis,
-            jurisdictions=sorted(record.jurisdictions),
-            obtained_at=record.obtained_at,
-            source=record.source,
-            evidence_ref=record.evidence_ref,
-            notice_version=record.notice_version,
-            affirmative_action=record.affirmative_action,
-            bundled=record.bundled,
-            expires_at=record.expires_at,
-            withdrawn_at=record.withdrawn_at,
-            product_category=record.product_category,
-            time_zone=record.time_zone,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class ConsentPage(BaseModel):

@@ -74,18 +74,7 @@ class SuppressionOut(BaseModel):
 
     @classmethod
     def of(cls, entry: SuppressionEntry) -> Self:
-        return cls(
-            address=entry.address,
-            address_hash=entry.address_hash,
-            sender_id=entry.sender_id,
-            scope=entry.scope,
-            list_id=entry.list_id,
-            reason=entry.reason,
-            source=entry.source,
-            received_at=entry.received_at,
-            source_message_id=entry.source_message_id,
-            audit_ref=entry.audit_ref,
-        )
+        return cls.model_validate(entry, from_attributes=True)
 
 
 class SuppressionPage(BaseModel):

@@ -30,15 +30,8 @@ class TokenInfo(BaseModel):
     revoked_at: AwareDatetime | None = None
 
     @classmethod
-    def of(cls, token: ApiToken) -> "TokenInfo":
-        return cls(
-            token_id=token.token_id,
-            name=token.name,
-            role=token.role,
-            sender_id=token.sender_id,
-            created_at=token.created_at,
-            revoked_at=token.revoked_at,
-        )
+    def of(cls, token: ApiToken | Principal) -> "TokenInfo":
+        return cls.model_validate(token, from_attributes=True)
 
 
 class TokenIn(BaseModel):
@@ -66,12 +59,7 @@ def router(admin: Admin) -> APIRouter:
 
     @routes.get("/token", summary="The token this request carries")
     async def whoami(principal: Annotated[Principal, anyone]) -> TokenInfo:
-        return TokenInfo(
-            token_id=principal.token_id,
-            name=principal.name,
-            role=principal.role,
-            sender_id=principal.sender_id,
-        )
+        return TokenInfo.of(principal)
 
     @routes.get("/tokens", summary="Every token (never their secrets)")
     async def list_tokens(principal: Annotated[Principal, operator]) -> list[TokenInfo]:
