@@ -151,7 +151,7 @@ async def run_size(world: World, size: int, attempts: int) -> dict[str, float]:
             idle += 1
             continue
         job, lane = taken
-        scheduler.release(lane, job)
+        await scheduler.release(lane, job)
         if deferred[n]:
             job.due_at = now + delays[n]
             scheduler.add(job)

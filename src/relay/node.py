@@ -48,7 +48,7 @@ from relay.signing.keys import load_keys
 from relay.signing.signer import Signer
 from relay.spool.records import Envelope, Outcome
 from relay.spool.store import Spool
-from relay.stores.backends import make_stores
+from relay.stores.backends import make_budget, make_stores
 from relay.stores.hashing import load_or_create_key
 from relay.stores.history import SqliteHistory
 
@@ -117,6 +117,7 @@ async def serve(settings: Settings, source: str) -> None:
             shaping=Shaping(settings.delivery.shaping, source),
             backoff=BackoffTable.load(settings.delivery.backoff_file),
             paused=functools.partial(is_paused, stores),
+            budget=make_budget(stores),
         )
         handler = SubmissionHandler(
             spool, checkpoint, signer, settings.smtp.hostname, queue.enqueue, stores.stats

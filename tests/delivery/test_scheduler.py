@@ -1,7 +1,7 @@
 """The delivery scheduler on its own (relay.delivery.scheduler): due order, transactional mail
 first, round robin between senders, connection caps (per destination and per sender), sender
-pauses, rate limits, a cut pace and a suspension. In-process and without a network; the rate
-limits run on the wall clock (the `limits` library's storage), so those cases pass time.time()."""
+pauses, rate limits, a cut pace and a suspension. In-process and without a network, on the
+in-process budget (tests/delivery/test_shared_budget.py has the shared one)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ async def take_all(scheduler: Scheduler, now: float, *, release: bool) -> list[J
     while (item := await scheduler.take(now)) is not None:
         taken.append(item[0])
         if release:
-            scheduler.release(item[1], item[0])
+            await scheduler.release(item[1], item[0])
     return taken
 
 
@@ -131,7 +131,7 @@ def test_max_connections_caps_running_jobs_until_one_is_released() -> None:
         assert await scheduler.take(NOW) is None
         assert scheduler.next_wake() is None  # only a release can free a slot
 
-        scheduler.release(lane, running[0])
+        await scheduler.release(lane, running[0])
         item = await scheduler.take(NOW)
         assert item is not None
         assert item[0].queue_id == "j-2"
@@ -166,7 +166,7 @@ def test_a_sender_at_its_own_connection_cap_is_skipped_not_the_others() -> None:
         assert [j.queue_id for j in running] == ["a-0", "b-0"]
         assert lane.active_by_sender == {"a.example": 1, "b.example": 1}
 
-        scheduler.release(lane, running[0])
+        await scheduler.release(lane, running[0])
         item = await scheduler.take(NOW)
         assert item is not None
         assert item[0].queue_id == "a-1"
@@ -282,7 +282,7 @@ def test_a_lane_released_while_suspended_still_waits_for_the_end() -> None:
         assert item is not None
         lane.pace.suspend(NOW + 60)  # the first attempt's reply suspended the destination
         taken_job, taken_lane = item
-        scheduler.release(taken_lane, taken_job)
+        await scheduler.release(taken_lane, taken_job)
         assert await scheduler.take(NOW + 1) is None
         assert scheduler.next_wake() == NOW + 60
         item = await scheduler.take(NOW + 60)

@@ -197,7 +197,10 @@ def merged_records(
     where: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[StoredRecord]:
     """The records with since <= time < until (naive datetimes are UTC) for which `where` holds;
-    several directories (one per node) are merged by time."""
+    several directories (one per node) are merged by time (equal times: in the order of the
+    directories). Each log's records keep their chain order, so the merge is in time order as
+    long as each log is; a record stored after a later-timed one of its own log stays after it
+    (reading a record at a time cannot move it)."""
     directories = [directory] if isinstance(directory, Path) else list(directory)
     logs = [stored_records(path) for path in directories]
     merged = logs[0] if len(logs) == 1 else heapq.merge(*logs, key=lambda stored: stored.time)

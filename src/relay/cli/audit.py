@@ -26,8 +26,16 @@ log_dir_option = click.option(
 
 
 def _directories(config_path: Path | None, log_dirs: tuple[Path, ...]) -> list[Path]:
+    """The --log-dir directories in the order given, each once (a directory named twice would
+    export its records twice), or the configured audit path."""
     if log_dirs:
-        return list(log_dirs)
+        seen: set[Path] = set()
+        directories = []
+        for directory in log_dirs:
+            if directory.resolve() not in seen:
+                seen.add(directory.resolve())
+                directories.append(directory)
+        return directories
     settings, _ = load_settings_or_exit(config_path)
     return [settings.audit_path]
 
@@ -55,16 +63,23 @@ def audit() -> None:
 @config_option
 @log_dir_option
 def verify_command(config_path: Path | None, log_dirs: tuple[Path, ...]) -> None:
-    """Check the chain: exit 0 when intact, 1 naming the first bad record (FILE:LINE)."""
+    """Check the chain of each log: exit 0 when all are intact, 1 when any is not, naming the
+    first bad record (FILE:LINE) of each broken one."""
+    broken = False
     for directory in _directories(config_path, log_dirs):
         try:
             result = verify(directory)
         except AuditError as exc:
-            _fail(str(exc))
+            click.echo(f"relay: {exc}", err=True)
+            broken = True
+            continue
         if result.bad is not None:
             click.echo(str(result.bad), err=True)
-            sys.exit(1)
+            broken = True
+            continue
         click.echo(f"audit log OK: {result.records} records in {directory}")
+    if broken:
+        sys.exit(1)
 
 
 @audit.command("export")
@@ -103,7 +118,7 @@ def export_command(
     except AuditError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"{output}: cannot write the export: {exc}")
+        _fail(f"{output or 'standard output'}: cannot write the export: {exc}")
 
 
 def _export(

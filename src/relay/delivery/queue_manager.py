@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from relay.config.model import DeliverySettings
 from relay.delivery.backoff import BackoffAction, BackoffRule, BackoffTable
+from relay.delivery.budget import RateBudget
 from relay.delivery.dsn import FailedRecipient, build_dsn
 from relay.delivery.mx import MxResolver
 from relay.delivery.scheduler import DestinationState, Job, Lane, Scheduler
@@ -45,6 +46,7 @@ from relay.delivery.shaping import Shaping
 from relay.delivery.smtp_client import ConnectionPool, SessionLimits
 from relay.delivery.tls_policy import TlsPolicy
 from relay.errors import DeliveryError, SpoolError, StoreUnavailable
+from relay.outage import Outage
 from relay.spool.records import DeliveryResult, Envelope, Outcome, RecipientState
 from relay.spool.store import QueuedGroup, Spool, new_queue_id
 
@@ -75,6 +77,7 @@ _PAUSABLE = ("commercial", "mixed")  # MessageClass values whose mail a pause ho
 _DESTINATION_TTL = 3600.0  # seconds a domain's destination (its provider) is remembered
 _UNRESOLVED_TTL = 60.0  # ... when DNS could not tell: the domain is its own destination
 _LOOKUPS = 32  # MX lookups for destinations at once
+_TEND_EVERY = 5.0  # seconds; well within budget.LEASE_TTL and budget.NODE_TTL
 _SEVERITY = {BackoffAction.SLOW: 1, BackoffAction.SUSPEND: 2, BackoffAction.PAUSE_SENDER: 3}
 
 
@@ -138,6 +141,7 @@ class QueueManager:
         shaping: Shaping,
         backoff: BackoffTable,
         paused: PauseCheck | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         self._spool = spool
         self._paused = paused
@@ -148,7 +152,10 @@ class QueueManager:
         self._shaping = shaping
         self._backoff = backoff
         self._pool = ConnectionPool(settings)
-        self._scheduler = Scheduler()
+        self._scheduler = Scheduler(budget)
+        self._pauses_outage = Outage(
+            log, "sender pause checks", "commercial and mixed mail waits in the queue"
+        )
         self._destinations: dict[str, tuple[str, float]] = {}  # domain -> (name, until)
         self._resolving: dict[str, list[Job]] = {}
         self._lookups = asyncio.Semaphore(_LOOKUPS)
@@ -165,6 +172,7 @@ class QueueManager:
         """Schedule every queued recipient, as the spool index has them, then start running."""
         for group in await self._spool.queued():
             self._scheduler.add(queued_job(group))
+        await self._scheduler.tend(time.time())  # a shared budget learns the fleet's size
         self._runner = asyncio.create_task(self._run(), name="queue-manager")
         self._reaper = asyncio.create_task(self._reap_idle(), name="idle-connections")
 
@@ -276,13 +284,14 @@ class QueueManager:
         return self._scheduler.lane(name, self._shaping.limits(name))
 
     async def _reap_idle(self) -> None:
-        """Close idle connections; forget idle destinations and expired MX groupings."""
+        """Close idle connections; tend the scheduler (idle destinations, the budget's slots);
+        forget expired MX groupings."""
         idle = self._settings.idle_connection_timeout.total_seconds()
         while True:
-            await asyncio.sleep(max(idle / 2, 0.5))
+            await asyncio.sleep(min(max(idle / 2, 0.5), _TEND_EVERY))
             await self._pool.close_idle(older_than=idle)
             now = time.time()
-            self._scheduler.forget_idle(now)
+            await self._scheduler.tend(now)
             for domain, (_, until) in list(self._destinations.items()):
                 if until <= now:
                     del self._destinations[domain]
@@ -395,7 +404,7 @@ class QueueManager:
             self._reschedule(job, time.time() + 60)
         finally:
             self._running -= 1
-            self._scheduler.release(lane, job)
+            await self._scheduler.release(lane, job)  # before the wake: its slots are free
             self._wake.set()
 
     async def _deliver(self, job: Job, lane: Lane) -> None:
@@ -465,8 +474,10 @@ class QueueManager:
         try:
             paused = await self._paused(envelope.sender_id)
         except StoreUnavailable as exc:
-            log.warning("%s: waits: sender pause unknown: %s", envelope.queue_id, exc)
+            self._pauses_outage.failed(exc)
+            log.debug("%s: waits: sender pause unknown: %s", envelope.queue_id, exc)
             return True
+        self._pauses_outage.answered()
         if paused:
             log.info("%s: waits: sender %s is paused", envelope.queue_id, envelope.sender_id)
         return paused

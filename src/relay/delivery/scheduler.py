@@ -193,7 +193,7 @@ class Scheduler:
         lane.queued += 1
         self._list(lane)
 
-    def release(self, lane: Lane, job: Job) -> None:
+    async def release(self, lane: Lane, job: Job) -> None:
         """A job's attempt is over (reschedule it with add() if recipients remain)."""
         lane.active -= 1
         left = lane.active_by_sender[job.sender] - 1
@@ -202,11 +202,14 @@ class Scheduler:
         else:
             del lane.active_by_sender[job.sender]
         self._list(lane)
+        await self.budget.release(job.seq)
 
-    def forget_idle(self, now: float) -> None:
-        """Drop destinations with nothing queued or running and nothing to remember (full pace,
-        no suspension or sender pause in force), so a long run does not keep every domain."""
-        self.budget.forget_idle(now)
+    async def tend(self, now: float) -> None:
+        """Upkeep of every few seconds: the budget's (idle windows, slots kept alive), then
+        destinations with nothing queued or running and nothing to remember (full pace, no
+        suspension or sender pause in force) are dropped, so a long run does not keep every
+        domain."""
+        await self.budget.tend(now)
         for name, lane in list(self.lanes.items()):
             lane.paused_senders = {
                 sender: until for sender, until in lane.paused_senders.items() if until > now
@@ -297,10 +300,16 @@ class Scheduler:
                     continue
                 if lane.sender_full(sender):
                     continue
-                cost = jobs[0].cost
                 sender_key = f"{lane.name}/{sender}"
+                slots = [(lane.name, lane.max_connections)]
+                if lane.limits.sender_connections is not None:
+                    slots.append((sender_key, lane.pace.scaled(lane.limits.sender_connections)))
                 at = await self.budget.acquire(
-                    [(lane.name, lane_rates), (sender_key, sender_rates)], cost, now
+                    [(lane.name, lane_rates), (sender_key, sender_rates)],
+                    jobs[0].cost,
+                    now,
+                    slots,
+                    jobs[0].seq,
                 )
                 if at > now:
                     wake = min(wake, at)

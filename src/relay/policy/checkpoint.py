@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from relay import __version__, replies
 from relay.audit.records import AuditEvent
 from relay.errors import AuditError, StoreUnavailable
+from relay.outage import Outage
 from relay.policy import inspect
 from relay.policy.context import MessageContext
 from relay.policy.engine import PolicyEngine
@@ -198,6 +199,7 @@ class Checkpoint:
     ) -> None:
         self._engine = engine
         self._stores = stores
+        self._stores_outage = Outage(log, "store lookups", "MAIL and RCPT are answered 451 4.3.0")
         self._audit = audit
         self._hash = hash_address
         self._keep_addresses = keep_addresses
@@ -254,8 +256,9 @@ class Checkpoint:
             if self._standings is not None and sender is not None:
                 standing = await self._standings.of(sender.sender_id)
         except StoreUnavailable as exc:
-            log.error("sender profile lookup for <%s> failed: %s", mail_from, exc)
+            self._stores_outage.failed(f"sender profile lookup for <{mail_from}>: {exc}")
             return STORE_UNAVAILABLE
+        self._stores_outage.answered()
         transaction = Transaction(
             mail_from, authenticated_as, trusted_client, client_address, sender
         )
@@ -281,12 +284,13 @@ class Checkpoint:
                 self._recent_sends(address, sender_id),
             )
         except StoreUnavailable as exc:
-            log.error("store lookup for <%s> failed, answered 451: %s", address, exc)
+            self._stores_outage.failed(f"lookup for <{address}>: {exc}")
             refused = self._event(transaction, Stage.RCPT, address, address_hash, "refuse")
             failure = await self.record(
                 [refused.updated(reply=str(STORE_UNAVAILABLE), detail=str(exc))]
             )
             return failure or STORE_UNAVAILABLE
+        self._stores_outage.answered()
         jurisdictions = self._engine.jurisdictions(address, consents, transaction.sender)
         candidate = _Recipient(
             address, address_hash, suppression, tuple(consents), jurisdictions, history
@@ -363,7 +367,7 @@ class Checkpoint:
                         recipient.address, sender_id, list_id
                     )
                 except StoreUnavailable as exc:
-                    log.error("store lookup for <%s> failed, answered 451: %s", recipient, exc)
+                    self._stores_outage.failed(f"lookup for <{recipient.address}>: {exc}")
                     return MessageOutcome(STORE_UNAVAILABLE, content, ())
                 recipient = replace(recipient, suppression=suppression)
             context = self._context(transaction, recipient, message_class, list_id)

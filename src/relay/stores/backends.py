@@ -1,5 +1,6 @@
 """One place that makes the stores of a node from its settings: `[stores] backend` chooses
-SQLite (one file, this node only) or Redis (shared by every node, `[redis]`)."""
+SQLite (one file, this node only) or Redis (shared by every node, `[redis]`), and with them the
+delivery rate budget (this node's, or the fleet's in the same Redis)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from relay.config.model import Settings
+from relay.delivery.budget import LocalBudget, RateBudget, RedisBudget
 from relay.errors import ConfigError
 from relay.stores.base import Stores
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.redis import RedisStores
 from relay.stores.sqlite import SqliteStores
 
-__all__ = ["make_stores", "open_stores", "redis_password"]
+__all__ = ["make_budget", "make_stores", "open_stores", "redis_password"]
 
 
 def make_stores(settings: Settings, hasher: AddressHasher | None = None) -> Stores:
@@ -36,6 +38,14 @@ def make_stores(settings: Settings, hasher: AddressHasher | None = None) -> Stor
             connect_timeout=redis.connect_timeout,
         )
     return SqliteStores(settings.stores_path, hasher, keep_addresses)
+
+
+def make_budget(stores: Stores) -> RateBudget:
+    """The rate budget and connection slots of delivery: shared by the fleet when the (opened)
+    stores are on Redis, else this node's."""
+    if isinstance(stores, RedisStores):
+        return RedisBudget(stores.client, stores.prefix)
+    return LocalBudget()
 
 
 @asynccontextmanager

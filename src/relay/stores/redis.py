@@ -259,6 +259,14 @@ class RedisStores:
         scheme, _, rest = url.partition("://")
         self._where = f"{scheme}://{rest.rpartition('@')[2]}"
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The client, for what else the nodes share in this Redis (the rate budget)."""
+        if self._client is None:
+            raise StoreUnavailable(f"{self._where}: the stores are not open")
+        client: aioredis.Redis = self._client
+        return client
+
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
