@@ -173,6 +173,32 @@ ACME = SenderProfile(
 )
 
 
+def test_a_large_import_is_stored_whole_and_checked_whole_first(db):
+    # Larger than a Redis transaction (10,000): written in several, every id checked first.
+    records = [consent(f"big-{n}", f"user{n}@example.org") for n in range(25_000)]
+    entries = [suppression(f"user{n}@example.org") for n in range(12_000)]
+    assert run_stores(db, lambda stores: stores.add_consents(records)) == 25_000
+    assert run_stores(db, lambda stores: stores.add_suppressions(entries)) == 12_000
+    assert run_stores(db, lambda stores: stores.add_suppressions(entries)) == 0
+
+    late = [consent(f"late-{n}", f"user{n}@example.org") for n in range(10_001)]
+    late[-1] = records[0]  # stored already: in the last chunk, nothing of the batch is stored
+    with pytest.raises(StoreConflict, match="big-0"):
+        run_stores(db, lambda stores: stores.add_consents(late))
+
+    def lookups(stores):
+        return asyncio.gather(
+            stores.consents_for("user24999@example.org", "acme"),
+            stores.consents_for("user0@example.org", "acme"),
+            stores.suppression_for("user11999@example.org", "acme", None),
+        )
+
+    last, first, suppressed = run_stores(db, lookups)
+    assert [record.record_id for record in last] == ["big-24999"]
+    assert [record.record_id for record in first] == ["big-0"]
+    assert suppressed is not None
+
+
 def test_sender_profile_round_trip_and_lookups(db):
     assert run_stores(db, lambda stores: stores.put_senders([ACME])) == 1
 

@@ -77,12 +77,14 @@ class Stores(Protocol):
     # -- writing (imports, feedback, admin API) -------------------------------------------------
 
     async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
-        """Add entries in one transaction (all or nothing); return how many were new."""
+        """Add entries in one transaction (all or nothing; Redis: per 10,000 entries, adding
+        again what is stored changes nothing); return how many were new."""
         ...
 
     async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
-        """Add records in one transaction (all or nothing); records are immutable: a record id
-        already present is an error (StoreConflict)."""
+        """Add records in one transaction (all or nothing; Redis: per 10,000 records, after
+        checking every id); records are immutable: a record id already present is an error
+        (StoreConflict)."""
         ...
 
     async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:

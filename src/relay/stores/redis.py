@@ -5,8 +5,13 @@ Same semantics as the SQLite backend (relay.stores.sqlite): keyed hashes as hex,
 only when `keep_addresses`, all-or-nothing batches, StoreConflict for a write that contradicts
 stored data. Every write that a read decides runs as one MULTI/EXEC under WATCH (optimistic: a
 concurrent change by another node makes it start over) or as one Lua script, so two nodes never
-race between the read and the write. One Redis (or a primary with replicas) is assumed, not a
-Redis Cluster: a transaction touches keys of several kinds.
+race between the read and the write. A batch of suppressions or consent records larger than
+_CHUNK is written in transactions of _CHUNK (every consent record id is checked first): one
+import never holds Redis, and so every node's RCPT lookups, for long; adding suppressions is
+idempotent, so an import cut short by an outage is completed by running it again.
+
+One Redis (or a primary with replicas) is assumed, not a Redis Cluster: a transaction touches
+keys of several kinds.
 
 Key layout (P is `[redis] key_prefix`, e.g. "relay:"; H a keyed hash in hex, S a sender id;
 "\\0" separates parts of sorted-set members; records are JSON documents with datetimes as UTC
@@ -20,6 +25,8 @@ ISO 8601 text):
     P:con:of:H:S             sorted set of record ids by obtained_at (microseconds since 1970)
     P:con:ids, P:con:ids:S   sorted sets (score 0) of record ids: listings by id
     P:con:holders:H          set of the senders with consent records of H
+    P:con:version            counter every write of a consent record increments (watched by
+                             add_consents instead of each record's key)
     P:snd:S                  sender profile
     P:snd:ids                sorted set (score 0) of sender ids
     P:snd:users              hash SMTP AUTH name -> S
@@ -57,7 +64,15 @@ import dataclasses
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import Enum
@@ -108,6 +123,9 @@ _Pipeline = Any
 
 _SEP = "\0"
 _BATCH = 500  # members read per step of a filtered listing
+# Entries per transaction of a large batch: one import must not hold Redis (so every node's
+# lookups) for longer than a few milliseconds, nor wait past [redis] timeout for its reply.
+_CHUNK = 10_000
 
 # A pause or resume is journalled only when it changes the sender's state.
 # KEYS: action, seq, latest, journal, unrecorded; ARGV: sender, action, change (JSON)
@@ -222,6 +240,11 @@ def _list_key(entry: SuppressionEntry) -> str:
             raise ValueError("a sender+list suppression needs a list_id")
         return entry.list_id
     return ""
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 def _some(values: Sequence[str], shown: int = 5) -> str:
@@ -414,22 +437,20 @@ class RedisStores:
 
     async def add_suppressions(self, entries: Iterable[SuppressionEntry]) -> int:
         rows = [(entry, _list_key(entry)) for entry in entries]
-        docs = [
-            _dump(dataclasses.replace(entry, address=self._clear(entry.address)))
-            for entry, _ in rows
-        ]
-        if not rows:
-            return 0
         order = self._key("sup", "order")
+        added = 0
         async with self._errors("add suppressions") as client:
-            pipe = client.pipeline(transaction=True)  # MULTI/EXEC: all or nothing
-            for (entry, list_key), doc in zip(rows, docs, strict=True):
-                pipe.hsetnx(
-                    self._key("sup", entry.address_hash), entry.sender_id + _SEP + list_key, doc
-                )
-                pipe.zadd(order, {_SEP.join((entry.sender_id, entry.address_hash, list_key)): 0})
-            results = await pipe.execute()
-        return sum(int(added) for added in results[0::2])
+            for chunk in _chunks(rows):
+                pipe = client.pipeline(transaction=True)  # MULTI/EXEC: all or nothing
+                for entry, list_key in chunk:
+                    doc = _dump(dataclasses.replace(entry, address=self._clear(entry.address)))
+                    field = entry.sender_id + _SEP + list_key
+                    pipe.hsetnx(self._key("sup", entry.address_hash), field, doc)
+                    member = _SEP.join((entry.sender_id, entry.address_hash, list_key))
+                    pipe.zadd(order, {member: 0})
+                results = await pipe.execute()
+                added += sum(int(new) for new in results[0::2])
+        return added
 
     async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
         records = list(records)
@@ -442,25 +463,40 @@ class RedisStores:
         if not records:
             return 0
         keys = [self._key("con", record_id) for record_id in ids]
+        version = self._key("con", "version")
 
-        async def add(pipe: _Pipeline) -> int:
-            found = await pipe.mget(keys)
-            present = sorted(i for i, text in zip(ids, found, strict=True) if text is not None)
+        def refuse_present(found: Sequence[str | None], of: Sequence[str]) -> None:
+            present = sorted(i for i, text in zip(of, found, strict=True) if text is not None)
             if present:
                 raise StoreConflict(
                     f"consent records are immutable; record id(s) already stored: {_some(present)}"
                 )
-            pipe.multi()
-            for record, key, doc, score in zip(records, keys, docs, scores, strict=True):
-                h, s = record.address_hash, record.sender_id
-                pipe.set(key, doc)
-                pipe.zadd(self._key("con", "of", h, s), {record.record_id: score})
-                pipe.zadd(self._key("con", "ids"), {record.record_id: 0})
-                pipe.zadd(self._key("con", "ids", s), {record.record_id: 0})
-                pipe.sadd(self._key("con", "holders", h), s)
-            return len(records)
 
-        return await self._transaction("add consent records", keys, add)
+        # Every id is checked before anything is written; each chunk is checked again in its
+        # transaction (watching the version every writer of a record changes, not each key:
+        # WATCH of thousands of keys costs Redis time quadratic in their number).
+        async with self._errors("add consent records") as client:
+            for chunk in _chunks(list(range(len(records)))):
+                chunk_ids = [ids[i] for i in chunk]
+                refuse_present(await client.mget([keys[i] for i in chunk]), chunk_ids)
+        for chunk in _chunks(list(range(len(records)))):
+
+            async def add(pipe: _Pipeline, chunk: list[int] = chunk) -> int:
+                refuse_present(await pipe.mget([keys[i] for i in chunk]), [ids[i] for i in chunk])
+                pipe.multi()
+                for i in chunk:
+                    record = records[i]
+                    h, s = record.address_hash, record.sender_id
+                    pipe.set(keys[i], docs[i])
+                    pipe.zadd(self._key("con", "of", h, s), {record.record_id: scores[i]})
+                    pipe.zadd(self._key("con", "ids"), {record.record_id: 0})
+                    pipe.zadd(self._key("con", "ids", s), {record.record_id: 0})
+                    pipe.sadd(self._key("con", "holders", h), s)
+                pipe.incr(version)
+                return len(chunk)
+
+            await self._transaction("add consent records", [version], add)
+        return len(records)
 
     async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:
         batch = list({profile.sender_id: profile for profile in profiles}.values())
@@ -772,6 +808,7 @@ class RedisStores:
             pipe.multi()
             for record in changed:
                 pipe.set(self._key("con", record.record_id), _dump(record))
+            pipe.incr(self._key("con", "version"))
             return changed
 
         return await self._transaction("withdraw consent records", keys, withdraw)
@@ -840,6 +877,7 @@ class RedisStores:
             if deleted:
                 pipe.delete(*(self._key("con", i) for i in deleted))
                 pipe.zrem(self._key("con", "ids"), *deleted)
+                pipe.incr(self._key("con", "version"))
             if suppression_docs:
                 pipe.hset(sup_key, mapping=suppression_docs)
             for key, doc in request_docs.items():
