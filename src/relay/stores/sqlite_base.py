@@ -3,6 +3,7 @@ a large page cache) and the one place where sqlite3 errors become StoreUnavailab
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,17 @@ __all__ = ["connect", "store_errors"]
 async def connect(path: Path) -> aiosqlite.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL journal, synchronous
     NORMAL (durable at checkpoints, never corrupt), temporary tables in memory."""
-    db = await aiosqlite.connect(path, isolation_level=None, timeout=10.0)
+    connection = aiosqlite.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        db = await connection
+    except BaseException:
+        # aiosqlite stops its worker thread without waiting for it; the thread then answers on
+        # this event loop, which a short-lived command (the CLI) may have closed by then: wait
+        # for the thread, so that a failed open is one error and not a stray traceback.
+        worker = getattr(connection, "_thread", None)
+        if worker is not None:
+            await asyncio.to_thread(worker.join, 5.0)
+        raise
     try:
         for pragma in (
             "PRAGMA journal_mode=WAL",
