@@ -20,19 +20,15 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import tomli_w
 
 from relay.api.auth import new_token
@@ -42,15 +38,14 @@ from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.models import ApiRole, SuppressionEntry, SuppressionReason, SuppressionScope
 from relay.stores.sqlite import SqliteStores
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # throughput.py: the RSS poller
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's port helpers
+from tests.support.network import free_port, wait_for_port
+
+from throughput import RssPoller, percentile
+
 SENDER_ID = "bench"
 MIB = 1024 * 1024
-RSS_INTERVAL = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def address(number: int) -> str:
@@ -107,8 +102,7 @@ async def prepare_stores(state: Path, suppressions: int) -> str:
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    p50, p99 = percentile(ordered, 0.50), percentile(ordered, 0.99)
     return f"p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  ({len(ordered)} requests)"
 
 
@@ -119,18 +113,6 @@ def timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> float:
     if response.status_code >= 300:
         raise SystemExit(f"{method} {url}: {response.status_code} {response.text[:300]}")
     return elapsed
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"relay exited:\n{log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"relay did not start:\n{log.read_text()[-3000:]}")
 
 
 def main() -> None:
@@ -169,7 +151,8 @@ def main() -> None:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         try:
-            wait_for_port(http_port, relay, log)
+            if not wait_for_port("127.0.0.1", http_port, timeout=60):
+                raise SystemExit(f"relay did not start:\n{log.read_text()[-3000:]}")
             measure(f"http://127.0.0.1:{http_port}", token, relay.pid, args)
         finally:
             relay.send_signal(signal.SIGTERM)
@@ -206,19 +189,7 @@ def measure(url: str, token: str, pid: int, args: argparse.Namespace) -> None:
 
 
 def export(client: httpx.Client, pid: int) -> None:
-    process = psutil.Process(pid)
-    before = process.memory_info().rss
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(RSS_INTERVAL)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    rss = RssPoller(pid).start()
     rows = size = 0
     started = time.perf_counter()
     with client.stream("GET", "/api/v1/audit/export", params={"format": "jsonl"}) as response:
@@ -228,13 +199,11 @@ def export(client: httpx.Client, pid: int) -> None:
             rows += chunk.count(b"\n")
             size += len(chunk)
     elapsed = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    after = process.memory_info().rss
+    rss.stop()
     print(
         f"audit export (jsonl): {rows:,} rows, {size / MIB:.0f} MiB in {elapsed:.1f}s ="
-        f" {rows / elapsed:,.0f} rows/s; relay RSS before {before / MIB:.0f} MiB,"
-        f" peak {peak / MIB:.0f} MiB, after {after / MIB:.0f} MiB"
+        f" {rows / elapsed:,.0f} rows/s; relay RSS before {rss.first / MIB:.0f} MiB,"
+        f" peak {rss.peak / MIB:.0f} MiB, after {rss.sample() / MIB:.0f} MiB"
     )
 
 

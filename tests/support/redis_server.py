@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.network import wait_for_port
@@ -42,14 +43,15 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        """SIGTERM: Redis closes its connections and exits."""
+        self._end(subprocess.Popen.terminate)
 
     def kill(self) -> None:
         """SIGKILL: gone at once, connections reset, as in a crash."""
+        self._end(subprocess.Popen.kill)
+
+    def _end(self, signal: Callable[[subprocess.Popen[bytes]], None]) -> None:
         if self.process is not None:
-            self.process.kill()
+            signal(self.process)
             self.process.wait(timeout=10)
             self.process = None

@@ -251,16 +251,24 @@ class RedisBudget:
         slots: Sequence[Slot] = (),
         lease: int = 0,
     ) -> float:
-        keys: list[str] = []
-        args: list[str | int | float] = [now, cost, f"{self._node}:{next(self._sends)}"]
+        window_keys: list[str] = []
+        window_args: list[int] = []
         for key, rates in claims:
             for amount, period in rates:
-                keys.append(f"{self._prefix}{key}:{period}")
-                args.extend((amount, period))
-        args[3:3] = [1 if take else 0, len(keys), self._member(lease), now + LEASE_TTL]
-        for key, cap in slots:
-            keys.append(f"{self._prefix}{key}:slots")
-            args.append(cap)
+                window_keys.append(f"{self._prefix}{key}:{period}")
+                window_args.extend((amount, period))
+        keys = window_keys + [f"{self._prefix}{key}:slots" for key, _ in slots]
+        args = [
+            now,
+            cost,
+            f"{self._node}:{next(self._sends)}",
+            1 if take else 0,
+            len(window_keys),
+            self._member(lease),
+            now + LEASE_TTL,
+            *window_args,
+            *(cap for _, cap in slots),
+        ]
         if not keys:
             return 0.0
         try:
@@ -323,8 +331,10 @@ class RedisBudget:
         if held is None:
             return
         keys, shared = held
-        self._running.subtract(keys)
-        self._running = +self._running  # drops the keys at zero
+        for key in keys:
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
         if not shared or not self._reachable():
             return  # the lease expires in Redis by itself
         try:

@@ -113,9 +113,15 @@ class Lane:
     def sender_rates(self) -> list[tuple[int, int]]:
         return _scaled(self.limits.sender_rates, self.pace)
 
-    def sender_full(self, sender: str) -> bool:
+    @property
+    def sender_connections(self) -> int | None:
+        """Connections one sender may use at once, at the current pace; None: no own cap."""
         cap = self.limits.sender_connections
-        return cap is not None and self.active_by_sender.get(sender, 0) >= self.pace.scaled(cap)
+        return None if cap is None else self.pace.scaled(cap)
+
+    def sender_full(self, sender: str) -> bool:
+        cap = self.sender_connections
+        return cap is not None and self.active_by_sender.get(sender, 0) >= cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +291,8 @@ class Scheduler:
             self._wake_later(lane, at)
             return None
         sender_rates = lane.sender_rates()
+        lane_slot = (lane.name, lane.max_connections)
+        sender_cap = lane.sender_connections
         wake = math.inf
         for queue in lane.queues:
             for sender, jobs in list(queue.items()):
@@ -301,9 +309,7 @@ class Scheduler:
                 if lane.sender_full(sender):
                     continue
                 sender_key = f"{lane.name}/{sender}"
-                slots = [(lane.name, lane.max_connections)]
-                if lane.limits.sender_connections is not None:
-                    slots.append((sender_key, lane.pace.scaled(lane.limits.sender_connections)))
+                slots = [lane_slot] if sender_cap is None else [lane_slot, (sender_key, sender_cap)]
                 at = await self.budget.acquire(
                     [(lane.name, lane_rates), (sender_key, sender_rates)],
                     jobs[0].cost,

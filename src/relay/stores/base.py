@@ -6,10 +6,12 @@ answers 451 4.3.0 when a store cannot be asked (never fail open).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from relay.errors import StoreConflict
 from relay.stores.hashing import AddressHasher
 from relay.stores.models import (
     ApiToken,
@@ -25,7 +27,28 @@ from relay.stores.models import (
 )
 from relay.stores.stats import ListStats
 
-__all__ = ["Stores"]
+__all__ = ["Stores", "refuse_repeated_ids", "refuse_stored_ids"]
+
+
+def _some(values: Sequence[str], shown: int = 5) -> str:
+    text = ", ".join(values[:shown])
+    return text if len(values) <= shown else f"{text} and {len(values) - shown} more"
+
+
+def refuse_repeated_ids(ids: Iterable[str]) -> None:
+    """StoreConflict when a batch of consent records names a record id twice."""
+    repeated = sorted(record_id for record_id, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise StoreConflict(f"consent record id(s) given twice: {_some(repeated)}")
+
+
+def refuse_stored_ids(stored: Iterable[str]) -> None:
+    """StoreConflict naming the consent record ids of a batch that are stored already."""
+    present = sorted(stored)
+    if present:
+        raise StoreConflict(
+            f"consent records are immutable; record id(s) already stored: {_some(present)}"
+        )
 
 
 class Stores(Protocol):

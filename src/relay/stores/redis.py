@@ -63,7 +63,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections import Counter
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -87,6 +86,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from relay.errors import StoreConflict, StoreUnavailable
+from relay.stores.base import refuse_repeated_ids, refuse_stored_ids
 from relay.stores.hashing import AddressHasher
 from relay.stores.models import (
     ApiRole,
@@ -122,6 +122,7 @@ _Client = Any
 _Pipeline = Any
 
 _SEP = "\0"
+_ConsentRow = tuple[ConsentRecord, str, str, int]  # record, its key, document, score
 _BATCH = 500  # members read per step of a filtered listing
 # Entries per transaction of a large batch: one import must not hold Redis (so every node's
 # lookups) for longer than a few milliseconds, nor wait past [redis] timeout for its reply.
@@ -245,11 +246,6 @@ def _list_key(entry: SuppressionEntry) -> str:
 def _chunks(items: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _some(values: Sequence[str], shown: int = 5) -> str:
-    text = ", ".join(values[:shown])
-    return text if len(values) <= shown else f"{text} and {len(values) - shown} more"
 
 
 class RedisStores:
@@ -453,50 +449,45 @@ class RedisStores:
         return added
 
     async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
-        records = list(records)
-        docs = [_dump(dataclasses.replace(r, address=self._clear(r.address))) for r in records]
-        scores = [_micros(record.obtained_at) for record in records]
-        ids = [record.record_id for record in records]
-        duplicates = sorted(record_id for record_id, n in Counter(ids).items() if n > 1)
-        if duplicates:
-            raise StoreConflict(f"consent record id(s) given twice: {_some(duplicates)}")
-        if not records:
-            return 0
-        keys = [self._key("con", record_id) for record_id in ids]
+        # Documents and scores first: a naive datetime is refused before anything is written.
+        rows = [
+            (
+                record,
+                self._key("con", record.record_id),
+                _dump(dataclasses.replace(record, address=self._clear(record.address))),
+                _micros(record.obtained_at),
+            )
+            for record in records
+        ]
+        refuse_repeated_ids(record.record_id for record, *_ in rows)
         version = self._key("con", "version")
 
-        def refuse_present(found: Sequence[str | None], of: Sequence[str]) -> None:
-            present = sorted(i for i, text in zip(of, found, strict=True) if text is not None)
-            if present:
-                raise StoreConflict(
-                    f"consent records are immutable; record id(s) already stored: {_some(present)}"
-                )
+        def refuse_stored(chunk: list[_ConsentRow], found: Any) -> None:
+            stored = zip(chunk, found, strict=True)
+            refuse_stored_ids(record.record_id for (record, *_), text in stored if text is not None)
 
         # Every id is checked before anything is written; each chunk is checked again in its
         # transaction (watching the version every writer of a record changes, not each key:
         # WATCH of thousands of keys costs Redis time quadratic in their number).
         async with self._errors("add consent records") as client:
-            for chunk in _chunks(list(range(len(records)))):
-                chunk_ids = [ids[i] for i in chunk]
-                refuse_present(await client.mget([keys[i] for i in chunk]), chunk_ids)
-        for chunk in _chunks(list(range(len(records)))):
+            for chunk in _chunks(rows):
+                refuse_stored(chunk, await client.mget([key for _, key, *_ in chunk]))
+        for chunk in _chunks(rows):
 
-            async def add(pipe: _Pipeline, chunk: list[int] = chunk) -> int:
-                refuse_present(await pipe.mget([keys[i] for i in chunk]), [ids[i] for i in chunk])
+            async def add(pipe: _Pipeline, chunk: list[_ConsentRow] = chunk) -> None:
+                refuse_stored(chunk, await pipe.mget([key for _, key, *_ in chunk]))
                 pipe.multi()
-                for i in chunk:
-                    record = records[i]
-                    h, s = record.address_hash, record.sender_id
-                    pipe.set(keys[i], docs[i])
-                    pipe.zadd(self._key("con", "of", h, s), {record.record_id: scores[i]})
-                    pipe.zadd(self._key("con", "ids"), {record.record_id: 0})
-                    pipe.zadd(self._key("con", "ids", s), {record.record_id: 0})
+                for record, key, doc, score in chunk:
+                    h, s, record_id = record.address_hash, record.sender_id, record.record_id
+                    pipe.set(key, doc)
+                    pipe.zadd(self._key("con", "of", h, s), {record_id: score})
+                    pipe.zadd(self._key("con", "ids"), {record_id: 0})
+                    pipe.zadd(self._key("con", "ids", s), {record_id: 0})
                     pipe.sadd(self._key("con", "holders", h), s)
                 pipe.incr(version)
-                return len(chunk)
 
             await self._transaction("add consent records", [version], add)
-        return len(records)
+        return len(rows)
 
     async def put_senders(self, profiles: Iterable[SenderProfile]) -> int:
         batch = list({profile.sender_id: profile for profile in profiles}.values())

@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -52,6 +51,7 @@ import aiosqlite
 
 from relay.config.model import Settings
 from relay.errors import StoreConflict, StoreUnavailable
+from relay.stores.base import refuse_repeated_ids, refuse_stored_ids
 from relay.stores.hashing import AddressHasher, load_or_create_key
 from relay.stores.models import (
     ApiRole,
@@ -442,9 +442,7 @@ class SqliteStores:
     async def add_consents(self, records: Iterable[ConsentRecord]) -> int:
         rows = [self._consent_row(record) for record in records]
         ids = [str(row[0]) for row in rows]
-        duplicates = sorted(record_id for record_id, n in Counter(ids).items() if n > 1)
-        if duplicates:
-            raise StoreConflict(f"consent record id(s) given twice: {_some(duplicates)}")
+        refuse_repeated_ids(ids)
         async with self._transaction("add consent records") as db:
             present: list[str] = []
             for start in range(0, len(ids), _CHUNK):
@@ -455,11 +453,7 @@ class SqliteStores:
                     chunk,
                 )
                 present.extend(str(row[0]) for row in found)
-            if present:
-                raise StoreConflict(
-                    "consent records are immutable; record id(s) already stored:"
-                    f" {_some(sorted(present))}"
-                )
+            refuse_stored_ids(present)
             await db.executemany(
                 f"INSERT INTO consents ({_CONSENT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1096,8 +1090,3 @@ async def _roll_back(db: aiosqlite.Connection) -> None:
     hiding the error that caused it."""
     with contextlib.suppress(sqlite3.Error, ValueError):
         await db.execute("ROLLBACK")
-
-
-def _some(values: Sequence[str], shown: int = 5) -> str:
-    text = ", ".join(values[:shown])
-    return text if len(values) <= shown else f"{text} and {len(values) - shown} more"
