@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from relay import __version__
-from relay.api import HttpServer, bind, create_app
 from relay.api.admin import Admin
+from relay.api.app import create_app
 from relay.api.auth import Authenticator
 from relay.api.deadlines import watch_requests
+from relay.api.server import HttpServer, bind
 from relay.audit.log import AuditLog
 from relay.config.model import Settings
 from relay.config.types import HostPort

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from relay.api import create_app
+from relay.api.app import create_app
 from relay.audit.log import AuditLog
 from relay.rewrite.unsubscribe import UnsubscribeTokens
 from relay.stores.hashing import AddressHasher

@@ -4,9 +4,7 @@
     app           create_app: the FastAPI application; errors answered as plain text
     unsubscribe   the public one-click unsubscribe endpoint `/u/<token>` (RFC 8058)
     server        HttpServer: uvicorn in the node's event loop, on sockets the node bound
+
+Import from the modules: the package imports nothing, so that `relay tokens` (relay.api.auth)
+does not load the whole application.
 """
-
-from relay.api.app import create_app
-from relay.api.server import HttpServer, bind
-
-__all__ = ["HttpServer", "bind", "create_app"]
