@@ -28,13 +28,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from aiosmtpd.smtp import SMTP
 
 from relay.signing.keys import GeneratedKey, generate
@@ -55,7 +56,8 @@ MIB = 1024 * 1024
 
 class CountingHandler:
     """aiosmtpd handler that only counts: messages from the benchmark sender, and DSNs (null
-    sender) separately, with the monotonic time of the first and last arrival."""
+    sender) separately, with the monotonic time of the first and last arrival; and among the
+    messages, those whose header carries a DKIM-Signature field."""
 
     def __init__(self, counters: SinkCounters) -> None:
         self._counters = counters
@@ -70,18 +72,32 @@ class CountingHandler:
                 counters.first_arrival.value = now
             counters.delivered.value += 1
             counters.last_arrival.value = now
+            if has_dkim_signature(envelope.content):
+                counters.signed.value += 1
         return "250 2.0.0 OK: counted by sink"
+
+
+def has_dkim_signature(content: bytes | str | None) -> bool:
+    """Whether the header of a message (up to the first empty line) has a DKIM-Signature."""
+    if not content:
+        return False
+    data = content.encode("utf-8", "replace") if isinstance(content, str) else content
+    end = data.find(b"\r\n\r\n")
+    header = b"\r\n" + (data if end < 0 else data[:end]).lower()
+    return b"\ndkim-signature:" in header
 
 
 @dataclass
 class SinkCounters:
-    """Shared memory written by the sink process (the only writer), read by the benchmark."""
+    """Shared memory written by the sink process (the only writer while mail arrives), read by
+    the benchmark; `reset` by the benchmark between runs, when nothing is arriving."""
 
     port: Any
     delivered: Any
     dsns: Any
     first_arrival: Any
     last_arrival: Any
+    signed: Any
 
     @classmethod
     def create(cls, context: Any) -> SinkCounters:
@@ -91,7 +107,15 @@ class SinkCounters:
             dsns=context.RawValue("q", 0),
             first_arrival=context.RawValue("d", 0.0),
             last_arrival=context.RawValue("d", 0.0),
+            signed=context.RawValue("q", 0),
         )
+
+    def reset(self) -> None:
+        self.delivered.value = 0
+        self.dsns.value = 0
+        self.first_arrival.value = 0.0
+        self.last_arrival.value = 0.0
+        self.signed.value = 0
 
 
 def sink_main(port: int, counters: SinkCounters, ready: Any, stop: Any) -> None:
@@ -142,6 +166,15 @@ class Sink:
     def delivered(self) -> int:
         return int(self.counters.delivered.value)
 
+    @property
+    def signed(self) -> int:
+        """Messages that arrived with a DKIM-Signature header field."""
+        return int(self.counters.signed.value)
+
+    def reset(self) -> None:
+        """Zero the counters for the next run; call it only when no message is arriving."""
+        self.counters.reset()
+
     def stop(self) -> None:
         self._stop.set()
         self._process.join(5)
@@ -163,8 +196,24 @@ def toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string of printable text is a TOML basic string
 
 
-class RelayProcess:
-    """relay started as an operator would: `python -m relay serve --config FILE`."""
+class ChildProcess:
+    """A server the benchmark started as a child process."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class RelayProcess(ChildProcess):
+    """relay started as an operator would: `python -m relay serve --config FILE`. Its SMTP,
+    feedback and HTTP listeners get free loopback ports; `route` is the recipient domain (or
+    "*") routed to the sink; `extra_config` is appended to the generated TOML (more sections)."""
 
     def __init__(
         self,
@@ -173,6 +222,9 @@ class RelayProcess:
         max_message_size: int,
         dns_address: str,
         key: GeneratedKey,
+        *,
+        route: str = DOMAIN,
+        extra_config: str = "",
     ) -> None:
         self.directory = directory
         self.port = free_port()
@@ -187,12 +239,18 @@ class RelayProcess:
                 'hostname = "relay.bench.test"',
                 f"max_message_size = {max_message_size}",
                 "",
+                "[feedback]",
+                f'listen = "{LOOPBACK}:{free_port()}"',
+                "",
+                "[http]",
+                f'listen = "{LOOPBACK}:{free_port()}"',
+                "",
                 "[dns]",
                 f'nameservers = ["{dns_address}"]',
                 "",
                 "[delivery]",
                 'helo_name = "relay.bench.test"',
-                f'routes = {{ "{DOMAIN}" = "[{LOOPBACK}]:{sink_port}" }}',
+                f"routes = {{ {toml_string(route)} = {toml_string(f'[{LOOPBACK}]:{sink_port}')} }}",
                 f'egress_addresses = ["{LOOPBACK}"]',
                 "",
                 "[[dkim.keys]]",
@@ -200,6 +258,7 @@ class RelayProcess:
                 'selector = "bench"',
                 f"private_key = {toml_string(str(key.private_key_path))}",
                 "",
+                extra_config,
             ]
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -237,14 +296,6 @@ class RelayProcess:
         self.stop()
         raise RuntimeError(f"relay did not listen on {LOOPBACK}:{self.port}")
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def log(self, tail: int = 60) -> str:
         if not self.log_path.exists():
             return ""
@@ -264,41 +315,61 @@ class RelayProcess:
 
 
 class RssPoller:
-    """Peak resident set size of a process and its children, polled every 50 ms."""
+    """Peak resident set size (the sum over the processes) and CPU time of one or more process
+    trees: each root pid and all its descendants, polled every `interval` seconds (50 ms).
 
-    def __init__(self, pid: int) -> None:
-        self._process = psutil.Process(pid)
+    CPU time is that of the whole trees: per live process its own user + system time plus that
+    of its children it has reaped (children_user, children_system), so that work done by
+    processes that exited during the run (a Postfix smtpd past max_idle) still counts.
+    `peak_private` is the peak of the sum of RSS minus shared (file-backed and shm) pages: the
+    RSS sum counts a library mapped by many processes once per process."""
+
+    def __init__(self, pid: int, *more_pids: int, interval: float = RSS_INTERVAL) -> None:
+        self._roots = [psutil.Process(root) for root in (pid, *more_pids)]
+        self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-poller", daemon=True)
         self.peak = 0
         self.first = 0
+        self.peak_private = 0
         self.cpu_first: float | None = None
         self.cpu_last: float | None = None
 
-    def sample(self) -> int:
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            processes = [self._process, *self._process.children(recursive=True)]
-            for process in processes:
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
-        return total
+    def _processes(self) -> list[psutil.Process]:
+        processes: list[psutil.Process] = []
+        for root in self._roots:
+            with contextlib.suppress(psutil.Error):
+                processes.extend([root, *root.children(recursive=True)])
+        return processes
 
-    def _cpu_seconds(self) -> float | None:
-        """CPU time (user + system, all threads) of the relay process, or None once it is gone."""
-        with contextlib.suppress(psutil.Error):
-            times = self._process.cpu_times()
-            return float(times.user + times.system)
-        return None
+    def _measure(self) -> tuple[int, int, float | None]:
+        """(RSS, private RSS, CPU seconds) of the trees; CPU None once every root is gone."""
+        rss = private = 0
+        cpu: float | None = None
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                with process.oneshot():
+                    times = process.cpu_times()
+                    memory = process.memory_info()
+                rss += memory.rss
+                private += max(0, memory.rss - memory.shared)
+                used = times.user + times.system + times.children_user + times.children_system
+                cpu = (cpu or 0.0) + used
+        return rss, private, cpu
+
+    def sample(self) -> int:
+        return self._measure()[0]
 
     def _poll(self) -> None:
-        self.peak = max(self.peak, self.sample())
-        cpu = self._cpu_seconds()
+        rss, private, cpu = self._measure()
+        self.peak = max(self.peak, rss)
+        self.peak_private = max(self.peak_private, private)
         if cpu is not None:
-            self.cpu_last = cpu
+            # A process reaped between listing and reading is briefly missed: never go back.
+            self.cpu_last = cpu if self.cpu_last is None else max(self.cpu_last, cpu)
 
     def _run(self) -> None:
-        while not self._stop.wait(RSS_INTERVAL):
+        while not self._stop.wait(self._interval):
             self._poll()
 
     @property
@@ -308,9 +379,9 @@ class RssPoller:
         return self.cpu_last - self.cpu_first
 
     def start(self) -> RssPoller:
-        self.first = self.sample()
+        self.first, self.peak_private, self.cpu_first = self._measure()
         self.peak = self.first
-        self.cpu_first = self.cpu_last = self._cpu_seconds()
+        self.cpu_last = self.cpu_first
         self._thread.start()
         return self
 
@@ -323,26 +394,29 @@ class RssPoller:
 # -- clients --------------------------------------------------------------------------------
 
 
-def build_body(size: int) -> bytes:
+def build_body(size: int, headers: str | None = None, text: str = "") -> bytes:
     """Headers (all but Message-ID, which varies) and a plain-text body, about `size` bytes in
-    all; no line starts with a dot, so nothing needs dot-stuffing. Declared transactional, so
-    that it passes the shipped policies: every message still goes through the policy stage and
-    the audit log."""
-    headers = (
-        "X-Relay-Message-Class: transactional\r\n"
-        f"From: Bench <{SENDER}>\r\n"
-        f"To: Bench recipient <rcpt@{DOMAIN}>\r\n"
-        f"Subject: relay throughput benchmark\r\n"
-        f"Date: {formatdate(localtime=True)}\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=us-ascii\r\n"
-        "\r\n"
-    ).encode()
+    all; no line starts with a dot, so nothing needs dot-stuffing. By default declared
+    transactional, so that it passes the shipped policies: every message still goes through the
+    policy stage and the audit log. `headers` replaces the default header lines (CRLF-terminated,
+    without the empty line that ends them); `text` (CRLF lines) starts the body, before the
+    padding lines."""
+    if headers is None:
+        headers = (
+            "X-Relay-Message-Class: transactional\r\n"
+            f"From: Bench <{SENDER}>\r\n"
+            f"To: Bench recipient <rcpt@{DOMAIN}>\r\n"
+            f"Subject: relay throughput benchmark\r\n"
+            f"Date: {formatdate(localtime=True)}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+        )
+    head = (headers + "\r\n" + text).encode()
     line = b"The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst\r\n"
-    remaining = max(size - len(headers) - 36, len(line))  # 36: the Message-ID line
+    remaining = max(size - len(head) - 36, len(line))  # 36: the Message-ID line
     tail = remaining % len(line)
     body = line * (remaining // len(line)) + (line[: tail - 2] + b"\r\n" if tail >= 2 else b"")
-    return headers + body
+    return head + body
 
 
 @dataclass
@@ -391,10 +465,20 @@ class StartGate:
         await self.go.wait()
 
 
+def default_recipient(number: int) -> str:
+    return f"rcpt-{number}@{DOMAIN}"
+
+
 async def run_client(
-    host: str, port: int, numbers: range, body: bytes, gate: StartGate, stats: ClientStats
+    host: str,
+    port: int,
+    numbers: range,
+    body: bytes,
+    gate: StartGate,
+    stats: ClientStats,
+    recipient: Callable[[int], str] = default_recipient,
 ) -> None:
-    """One persistent connection, one transaction per message."""
+    """One persistent connection, one transaction per message (RCPT TO `recipient(number)`)."""
     try:
         client: aiosmtplib.SMTP | None = await connect(host, port)
     except BaseException:
@@ -414,7 +498,7 @@ async def run_client(
         stats.first_mail = min(stats.first_mail, started)
         try:
             await client.mail(SENDER)
-            await client.rcpt(f"rcpt-{number}@{DOMAIN}")
+            await client.rcpt(recipient(number))
             response = await client.data(message)
         except aiosmtplib.SMTPResponseException as exc:
             stats.error(f"{exc.code} {exc.message}")
@@ -446,18 +530,28 @@ async def run_client(
 
 
 async def submit_all(
-    host: str, port: int, messages: int, concurrency: int, body: bytes
+    host: str,
+    port: int,
+    messages: int,
+    concurrency: int,
+    body: bytes,
+    *,
+    first: int = 0,
+    recipient: Callable[[int], str] = default_recipient,
 ) -> ClientStats:
+    """Messages numbered first .. first + messages - 1 (the number is in the Message-ID and, by
+    default, the recipient) over `concurrency` connections."""
     stats = ClientStats()
     gate = StartGate(concurrency)
     share, extra = divmod(messages, concurrency)
     tasks = []
-    start = 0
+    start = first
     for index in range(concurrency):
         count = share + (1 if index < extra else 0)
         numbers = range(start, start + count)
         start += count
-        tasks.append(asyncio.create_task(run_client(host, port, numbers, body, gate, stats)))
+        client = run_client(host, port, numbers, body, gate, stats, recipient)
+        tasks.append(asyncio.create_task(client))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -479,8 +573,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank]
 
 
+class Server(Protocol):
+    """What wait_for_delivery watches: the server under test (relay, or another MTA)."""
+
+    def alive(self) -> bool: ...
+
+
 async def wait_for_delivery(
-    sink: Sink, expected: int, deadline: float, relay: RelayProcess | None
+    sink: Sink, expected: int, deadline: float, relay: Server | None
 ) -> bool:
     while sink.delivered < expected:
         if time.monotonic() > deadline:

@@ -7,7 +7,6 @@ need a fraction of it.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import sys
@@ -73,6 +72,8 @@ def main() -> None:
 )
 def serve_command(config_path: Path | None, log_level: str) -> None:
     """Run the gateway until SIGTERM or SIGINT."""
+    import uvloop
+
     from relay.node import ListenError, serve
 
     settings, source = load_settings_or_exit(config_path)
@@ -83,7 +84,7 @@ def serve_command(config_path: Path | None, log_level: str) -> None:
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings, source))
+        uvloop.run(serve(settings, source))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)

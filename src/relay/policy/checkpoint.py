@@ -26,14 +26,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from email import policy as email_policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any, Protocol
 
 from relay import __version__, replies
 from relay.audit.records import AuditEvent
 from relay.errors import AuditError, StoreUnavailable
+from relay.message_parsing import parse_message
 from relay.outage import Outage
 from relay.policy import inspect
 from relay.policy.context import MessageContext
@@ -327,8 +326,7 @@ class Checkpoint:
     # -- DATA -------------------------------------------------------------------------------
 
     async def message(self, transaction: Transaction, content: bytes) -> MessageOutcome:
-        message = BytesParser(policy=email_policy.default).parsebytes(content)
-        assert isinstance(message, EmailMessage)
+        message = parse_message(content)
         declared_class = _header(message, CLASS_HEADER)
         list_id = _header(message, CAMPAIGN_HEADER)
         transaction.campaign = list_id
@@ -465,8 +463,7 @@ class Checkpoint:
                 return self._refused(
                     transaction, decided, first, message_id, f"cannot fix: {made.detail}"
                 )
-            fixed = BytesParser(policy=email_policy.default).parsebytes(made.content)
-            assert isinstance(fixed, EmailMessage)
+            fixed = parse_message(made.content)
             context = self._context(transaction, recipient, message_class, list_id)
             context = replace(context, message=fixed, raw=made.content)
             again = self._engine.evaluate(Stage.DATA, context) + self._engine.evaluate(

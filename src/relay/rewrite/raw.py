@@ -14,9 +14,9 @@ import binascii
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from email import policy as email_policy
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+
+from relay.message_parsing import parse_message
 
 __all__ = [
     "CRLF",
@@ -150,9 +150,7 @@ def b_word(text: str) -> str:
 
 
 def parse(message: bytes) -> EmailMessage:
-    parsed = BytesParser(policy=email_policy.default).parsebytes(message)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+    return parse_message(message)
 
 
 # -- MIME tree -----------------------------------------------------------------------------

@@ -9,10 +9,7 @@ exceeds 78 characters.
 
 from __future__ import annotations
 
-from email import policy as email_policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-
+from relay.message_parsing import parse_message
 from relay.policy import inspect
 from relay.policy.rules.cn_prc import AD_PREFIXES
 from relay.rewrite import Change, Rewrite, raw
@@ -83,8 +80,7 @@ def fix_subject_prefix(message: bytes, prefix: str, *, rule_id: str = RULE_ID) -
     unless it is marked already; a message without a Subject gets one of the prefix alone."""
     if not has_ad_prefix(prefix):
         raise ValueError(f"{prefix!r} does not mark a Subject as 广告 or AD")
-    parsed = BytesParser(policy=email_policy.default).parsebytes(message, headersonly=True)
-    assert isinstance(parsed, EmailMessage)
+    parsed = parse_message(message, headers_only=True)
     header, rest = raw.split(message)
     items = raw.fields(header)
     index = next((n for n, item in enumerate(items) if item.key == "subject"), None)

@@ -123,9 +123,8 @@ def optout_contact(context: MessageContext, params: Mapping[str, Any]) -> Iterab
             if link.href.lower().startswith("mailto:")
             and (inspect.says_unsubscribe(link.href) or inspect.says_unsubscribe(link.text))
         ]
-        for line in part.text.splitlines():
-            if inspect.says_unsubscribe(line):
-                mailto += [f"mailto:{address}" for address in _ADDRESS.findall(line)]
+        for index in part.unsubscribe_lines:
+            mailto += [f"mailto:{address}" for address in _ADDRESS.findall(part.lines[index])]
     problems = []
     if not mailto:
         problems.append("no mailto refusal address in List-Unsubscribe or the body")

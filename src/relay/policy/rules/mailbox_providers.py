@@ -96,12 +96,8 @@ _URL = re.compile(r"(?:https?://|mailto:)\S+", re.IGNORECASE)
 
 def _plain_text_link(part: inspect.TextPart) -> bool:
     """Opt-out wording with a URL on the same or the next line ("To unsubscribe, visit:")."""
-    lines = part.text.splitlines()
-    for index, line in enumerate(lines):
-        window = "\n".join(lines[index : index + 2])
-        if inspect.says_unsubscribe(line) and _URL.search(window):
-            return True
-    return False
+    lines = part.lines
+    return any(_URL.search("\n".join(lines[index : index + 2])) for index in part.unsubscribe_lines)
 
 
 @rule("MBP-BODY-UNSUB", Stage.DATA)

@@ -1,0 +1,123 @@
+"""The fast paths of relay.policy.inspect give the results of the plain definitions they
+replace: stripping addresses for the content hash, normalising text, finding the lines with
+opt-out wording; and the remembering header policy parses like email.policy.default."""
+
+from __future__ import annotations
+
+import random
+import re
+from email import policy as email_policy
+from email.parser import BytesParser
+
+import pytest
+
+from relay.message_parsing import parse_message
+from relay.policy import inspect
+from relay.policy.inspect import TextPart
+
+# The definitions the fast paths must agree with.
+ADDRESS = re.compile(r"[^\s<>@\"']+@[^\s<>@\"']+")
+SEPARATORS = re.compile(r"[\s,]+")
+ALPHABET = "ab@ <>\"'\t\n,.\u00a0\u2028ßİ"
+
+
+def random_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 30))) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "write to ann@example.com today",
+        "x@y@z",
+        "<a@b.c>, 'q@w' foo@@bar @lead trail@ m@n,o@p",
+        "a" * 5000 + "@b c@d",
+    ],
+)
+def test_addresses_are_stripped_as_the_regular_expression_would(text: str) -> None:
+    assert inspect._without_addresses(text) == ADDRESS.sub(" ", text)
+
+
+def test_addresses_in_random_texts_are_stripped_as_the_regular_expression_would() -> None:
+    for text in random_texts(20000, seed=11):
+        assert inspect._without_addresses(text) == ADDRESS.sub(" ", text), text
+
+
+def test_normalise_is_casefold_with_whitespace_and_commas_as_one_space() -> None:
+    for text in ["", " A,  b\tC\n", "Straße, İstanbul", *random_texts(5000, seed=5)]:
+        assert inspect.normalise(text) == SEPARATORS.sub(" ", text.casefold()).strip(), text
+
+
+def test_unsubscribe_lines_are_the_lines_that_say_unsubscribe() -> None:
+    lines = [
+        "Our sale starts today.",
+        "To UNSUBSCRIBE, visit:",
+        "https://shop.example/u/1",
+        "Opt-Out here\r",
+        "nothing",
+        "配信停止はこちら",
+        "Wörter ohne Abmeldung",
+        "hier abmelden",
+    ]
+    text = "\n".join(lines)
+    part = TextPart("text/plain", text, ())
+    expected = tuple(
+        number for number, line in enumerate(part.lines) if inspect.says_unsubscribe(line)
+    )
+    assert expected == (1, 3, 5, 7)
+    assert part.unsubscribe_lines == expected
+    assert TextPart("text/plain", "no opt-out wording at all? opt out", ()).unsubscribe_lines == (
+        0,
+    )
+    assert TextPart("text/plain", "nothing here", ()).unsubscribe_lines == ()
+
+
+MESSAGE = (
+    b"From: =?utf-8?q?Caf=C3=A9?= <news@shop.example>\r\n"
+    b"To: ann@example.us, bob@example.de\r\n"
+    b"Subject: =?utf-8?b?5bm/5ZGK?= sale\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/alternative; boundary="b1"\r\n'
+    b"\r\n"
+    b"--b1\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Hello \xc3\xa9\r\n"
+    b"--b1\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"\r\n"
+    b"<p>Hello</p>\r\n"
+    b"--b1--\r\n"
+)
+
+
+def test_remembering_policy_reads_headers_as_the_default_policy() -> None:
+    for _ in range(2):  # the second parse reads remembered header objects
+        ours = parse_message(MESSAGE)
+        theirs = BytesParser(policy=email_policy.default).parsebytes(MESSAGE)
+        for name in ("From", "To", "Subject", "Content-Type", "MIME-Version"):
+            assert str(ours[name]) == str(theirs[name])
+            assert type(ours[name]).__mro__[1:] == type(theirs[name]).__mro__[1:]
+        assert ours["To"].addresses == theirs["To"].addresses
+        assert [p.get_content_type() for p in ours.iter_parts()] == [
+            "text/plain",
+            "text/html",
+        ]
+        body = ours.get_body(("plain",))
+        expected = theirs.get_body(("plain",))
+        assert body is not None
+        assert expected is not None
+        assert body.get_content() == expected.get_content() == "Hello é"
+
+
+def test_long_header_values_are_not_remembered() -> None:
+    long_subject = "x" * 2000
+    message = parse_message(f"Subject: {long_subject}\r\n\r\nbody\r\n".encode())
+    first, second = message["Subject"], message["Subject"]
+    assert str(first) == long_subject
+    assert first is not second  # parsed on each read: memory stays bounded
+    short = parse_message(b"Subject: sale\r\n\r\nbody\r\n")
+    assert short["Subject"] is short["Subject"]
