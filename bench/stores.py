@@ -51,6 +51,7 @@ from relay.stores.sqlite import SqliteStores
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # throughput.py: sink, relay, clients
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's servers
 from tests.support.dns_server import DnsServer, txt
+from tests.support.network import free_port
 from tests.support.redis_server import RedisServer
 
 from throughput import (
@@ -63,7 +64,6 @@ from throughput import (
     Sink,
     StartGate,
     build_body,
-    free_port,
     percentile,
     run_client,
     toml_string,
@@ -410,10 +410,7 @@ class Shared:
 
 def start_node(directory: Path, sink_port: int, shared: Shared) -> RelayProcess:
     directory.mkdir(parents=True)
-    node = RelayProcess(
-        directory, sink_port, shared.max_message_size, shared.dns_address, shared.dkim
-    )
-    node.config += "\n".join(
+    shared_stores = "\n".join(
         [
             "[stores]",
             'backend = "redis"',
@@ -426,15 +423,16 @@ def start_node(directory: Path, sink_port: int, shared: Shared) -> RelayProcess:
             "[rewrite]",
             f"token_key_file = {toml_string(str(shared.token_key_file))}",
             "",
-            "[feedback]",
-            f'listen = "{LOOPBACK}:{free_port()}"',
-            "",
-            "[http]",
-            f'listen = "{LOOPBACK}:{free_port()}"',
-            "",
         ]
     )
-    return node.start()
+    return RelayProcess(
+        directory,
+        sink_port,
+        shared.max_message_size,
+        shared.dns_address,
+        shared.dkim,
+        extra_config=shared_stores,
+    ).start()
 
 
 async def submit_split(

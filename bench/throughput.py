@@ -35,13 +35,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosmtplib
-import psutil  # type: ignore[import-untyped]  # no stubs in the venv
+import psutil
 from aiosmtpd.smtp import SMTP
 
 from relay.signing.keys import GeneratedKey, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's DNS fixture
 from tests.support.dns_server import DnsServer, txt
+from tests.support.network import free_port
+from tests.support.polling import poll
 
 DOMAIN = "bench.test"
 SENDER = f"bench-sender@{DOMAIN}"
@@ -186,10 +188,23 @@ class Sink:
 # -- relay under test -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+def wait_until_listening(
+    port: int, alive: Callable[[], bool], what: str, timeout: float = 30.0
+) -> None:
+    """Return once a server started as a child process accepts connections on the loopback
+    `port`; raise RuntimeError as soon as it exits, or after `timeout` seconds."""
+
+    def ready() -> bool | None:
+        if not alive():
+            raise RuntimeError(f"{what} exited at start-up")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return True
+        except OSError:
+            return None
+
+    if poll(ready, timeout) is None:
+        raise RuntimeError(f"{what} did not listen on {LOOPBACK}:{port}")
 
 
 def toml_string(value: str) -> str:
@@ -284,17 +299,12 @@ class RelayProcess(ChildProcess):
                 stderr=log,
                 env=env,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"relay exited at start-up with {self.process.returncode}")
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"relay did not listen on {LOOPBACK}:{self.port}")
+        try:
+            wait_until_listening(self.port, self.alive, "relay")
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def log(self, tail: int = 60) -> str:
         if not self.log_path.exists():

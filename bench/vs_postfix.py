@@ -53,12 +53,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -76,15 +75,17 @@ from throughput import (
     RssPoller,
     Sink,
     build_body,
-    free_port,
     percentile,
     submit_all,
     wait_for_delivery,
+    wait_until_listening,
 )
 
 # isort: split
 # The repository root, and so the test suite's DNS fixture, is on sys.path once throughput is.
 from tests.support.dns_server import DnsServer, txt
+from tests.support.network import free_port
+from tests.support.polling import poll
 
 POSTFIX = Path("/usr/sbin/postfix")
 POSTCONF = Path("/usr/sbin/postconf")
@@ -166,19 +167,6 @@ def ensure_installed() -> None:
 # -- the servers ----------------------------------------------------------------------------
 
 
-def wait_for_port(port: int, alive: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"{what} exited at start-up")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {LOOPBACK}:{port}")
-
-
 def tail(path: Path, lines: int = 40) -> str:
     if not path.exists():
         return ""
@@ -239,7 +227,7 @@ class OpenDkim(ChildProcess):
                 stderr=log,
                 stdin=subprocess.DEVNULL,
             )
-        wait_for_port(self.port, self.alive, "opendkim")
+        wait_until_listening(self.port, self.alive, "opendkim")
         return self
 
     def stop(self) -> None:
@@ -377,7 +365,7 @@ class PostfixInstance:
         if self.check_warnings:
             print(f"postfix check:\n{self.check_warnings}", file=sys.stderr)
         self.postfix("start")
-        wait_for_port(self.port, self.alive, "postfix")
+        wait_until_listening(self.port, self.alive, "postfix")
         return self
 
     def master_pid(self) -> int | None:
@@ -395,6 +383,10 @@ class PostfixInstance:
             return False
         return True
 
+    def wait_gone(self, timeout: float) -> bool:
+        """Whether the master process exits within `timeout` seconds."""
+        return poll(lambda: None if self.alive() else True, timeout) is not None
+
     def log(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
 
@@ -405,14 +397,11 @@ class PostfixInstance:
         pid = self.master_pid()
         if not self.alive():
             return
-        self.postfix("stop", check=False)
-        deadline = time.monotonic() + 20
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.alive():
-            self.postfix("abort", check=False)
-            time.sleep(1)
-        if pid is not None and self.alive():
+        self.postfix("stop", check=False)  # returns before the master has exited
+        if self.wait_gone(20.0):
+            return
+        self.postfix("abort", check=False)
+        if not self.wait_gone(5.0) and pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from relay.message_parsing import parse_message
 from relay.policy.engine import PolicyEngine
 from relay.policy.files import load_policies, policy_paths
 from relay.policy.model import Stage, Verdict
@@ -196,7 +197,7 @@ def assert_well_formed(message: bytes) -> None:
     assert all(len(line) <= raw.MAX_LINE for line in message.split(b"\r\n"))
     header, _ = raw.split(message)
     assert all(item.name for item in raw.fields(header)), "a header line that is no field"
-    parsed = raw.parse(message)
+    parsed = parse_message(message)
     assert not [d for d in parsed.defects if "Header" in type(d).__name__], parsed.defects
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from relay.message_parsing import parse_message
 from relay.policy import inspect
 from relay.rewrite import Rewrite, Unfixable, raw
 from relay.rewrite.footer import FooterLabels, fix_footer, html_footer, plain_footer
@@ -128,7 +129,7 @@ def test_only_what_a_part_lacks_is_added() -> None:
     text = "Hello.\r\nWrite to us: 1 MARKET STREET,\r\nSpringfield, IL 62701\r\n"
     message = build(MIME, leaf("text/plain; charset=utf-8", "7bit", text))
     after, (change,) = applied(_fix(message))
-    added = content(raw.parse(after))[len(text) :]
+    added = content(parse_message(after))[len(text) :]
     assert "Market Street" not in added
     assert SENDER.legal_name in added
     assert SENDER.contact in added
@@ -147,7 +148,7 @@ def test_footer_values_are_escaped_in_html() -> None:
         MIME, leaf("text/html; charset=utf-8", "7bit", "<html><body><p>x</p></body></html>\r\n")
     )
     after, _ = applied(_fix(message, sender))
-    (seen,) = inspect.text_parts(raw.parse(after))
+    (seen,) = inspect.text_parts(parse_message(after))
     assert 'Smith & <Sons> "Ltd"' in seen.text
     assert applied(_fix(after, sender)) == (after, [])
 
@@ -169,7 +170,7 @@ def test_footer_has_compliance_content_only() -> None:
     html_part = build(MIME, leaf("text/html", "7bit", html_footer(SENDER, LINKS)))
     plain_part = build(MIME, leaf("text/plain", "7bit", plain_footer(SENDER, LINKS)))
     for message in (html_part, plain_part):
-        (seen,) = inspect.text_parts(raw.parse(message))
+        (seen,) = inspect.text_parts(parse_message(message))
         words = seen.text
         for value in known:
             words = words.replace(value, " ")
@@ -185,7 +186,7 @@ def test_a_charset_that_cannot_carry_the_footer_becomes_utf8() -> None:
         + b"Content-Transfer-Encoding: 8bit\r\n\r\nGr\xfc\xdfe\r\n"
     )
     after, changes = applied(_fix(before, sender))
-    part = raw.parse(after)
+    part = parse_message(after)
     assert part.get_param("charset") == "utf-8"
     assert content(part).replace("\r\n", "\n").startswith("Grüße\n")
     assert "深圳示例有限公司" in content(part)
@@ -198,7 +199,7 @@ def test_a_7bit_part_given_non_ascii_becomes_quoted_printable() -> None:
     sender = replace(SENDER, legal_name="深圳示例有限公司")
     before = MESSAGES["plain-no-mime"]
     after, changes = applied(_fix(before, sender))
-    part = raw.parse(after)
+    part = parse_message(after)
     assert part["MIME-Version"] == "1.0"
     assert part["Content-Transfer-Encoding"] == "quoted-printable"
     assert part.get_param("charset") == "utf-8"
@@ -215,7 +216,7 @@ def test_a_7bit_part_given_non_ascii_becomes_quoted_printable() -> None:
 def test_gb2312_part_keeps_its_charset_for_a_chinese_footer() -> None:
     sender = replace(SENDER, legal_name="深圳示例有限公司", postal_address="深圳市南山区科技园1号")
     after, changes = applied(_fix(MESSAGES["plain-base64-gb2312"], sender))
-    part = raw.parse(after)
+    part = parse_message(after)
     assert part.get_param("charset") == "gb2312"
     assert "深圳示例有限公司" in content(part)
     assert [c.field for c in changes] == ["body text/plain"]

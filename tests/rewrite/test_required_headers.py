@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from relay.message_parsing import parse_message
 from relay.rewrite import Change, raw
 from relay.rewrite.required_headers import fix_required_headers, new_message_id
 from tests.rewrite.messages import (
@@ -53,7 +54,7 @@ def test_missing_fields_are_added_on_top(
     assert raw.join(items[len(added) :]) == raw.split(before)[0]
     expected = {"Date": "Mon, 02 Jun 2025 12:30:05 +0000", "Message-ID": "<x1@shop.example>"}
     assert changes == [Change(RULE, field, None, expected[field]) for field in added]
-    parsed = raw.parse(after)
+    parsed = parse_message(after)
     assert parsedate_to_datetime(parsed["Date"]) == NOW if "Date" in missing else True
     assert not fix_verdicts(after, RULE)
     assert not verdicts(after, RULE)

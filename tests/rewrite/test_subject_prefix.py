@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from relay.message_parsing import parse_message
 from relay.policy import inspect
 from relay.rewrite import Change, raw
 from relay.rewrite.subject_prefix import encode_words, fix_subject_prefix, has_ad_prefix
@@ -46,7 +47,7 @@ MARKED = {
 
 
 def _subject(message: bytes) -> str:
-    return inspect.subject(raw.parse(message))
+    return inspect.subject(parse_message(message))
 
 
 def _message(value: str | None, name: str = "alternative") -> bytes:

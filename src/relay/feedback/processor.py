@@ -32,8 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import default
 
 from relay.audit.log import AuditLog
 from relay.config.model import FeedbackSettings
@@ -44,6 +42,7 @@ from relay.feedback.inbox import Inbox, InboxEnvelope
 from relay.feedback.mailboxes import Mailbox, Mailboxes
 from relay.feedback.model import BounceCategory, BounceRecord, ComplaintRecord
 from relay.feedback.suppress import suppress, suppression, unsubscribe_suppression
+from relay.message_parsing import parse_message
 from relay.rewrite.unsubscribe import UnsubscribeTokens, find_token
 from relay.rewrite.verp import VerpAddress, parse_verp, verp_tag
 from relay.stores.base import Stores
@@ -392,7 +391,7 @@ class FeedbackProcessor:
     # -- the unsubscribe mailbox -----------------------------------------------------------
 
     async def _unsubscribe(self, message: _Message) -> None:
-        headers = BytesHeaderParser(policy=default).parsebytes(message.raw)
+        headers = parse_message(message.raw, headers_only=True)
         subject = str(headers.get("subject", ""))
         token = find_token(subject)
         claims = self._tokens.read(token) if token is not None else None

@@ -14,7 +14,7 @@ import binascii
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.message import Message
 
 from relay.message_parsing import parse_message
 
@@ -35,7 +35,6 @@ __all__ = [
     "long_lines",
     "make_field",
     "mime_version",
-    "parse",
     "part_fields",
     "qp_encode",
     "replace_part",
@@ -149,10 +148,6 @@ def b_word(text: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
 
 
-def parse(message: bytes) -> EmailMessage:
-    return parse_message(message)
-
-
 # -- MIME tree -----------------------------------------------------------------------------
 
 
@@ -230,7 +225,7 @@ def _locate(message: bytes, parsed: Message, path: str, start: int, end: int, de
             raise StructureError(f"part {path or 'message'}: unreadable child")
         child_path = f"{path}.{number + 1}" if path else str(number + 1)
         located = _locate(message, child, child_path, child_start, child_end, depth + 1)
-        found = parse(message[child_start : located.body]).get("Content-Type")
+        found = parse_message(message[child_start : located.body]).get("Content-Type")
         if str(found or "") != str(child.get("Content-Type") or ""):
             raise StructureError(f"part {child_path}: located part is not the parsed one")
         part.children.append(located)
@@ -240,7 +235,7 @@ def _locate(message: bytes, parsed: Message, path: str, start: int, end: int, de
 def locate(message: bytes, parsed: Message | None = None) -> Part:
     """The MIME tree of `message` with byte offsets, checked against `parsed` (the email
     package's parse of the same bytes, made here when not given)."""
-    tree = _locate(message, parsed or parse(message), "", 0, len(message), 0)
+    tree = _locate(message, parsed or parse_message(message), "", 0, len(message), 0)
     if sum(1 for _ in tree.leaves()) > _MAX_PARTS:
         raise StructureError(f"more than {_MAX_PARTS} parts")
     return tree
