@@ -41,6 +41,30 @@ MESSAGE_POLICY = _RememberingPolicy()
 
 def parse_message(content: bytes, *, headers_only: bool = False) -> EmailMessage:
     """`content` as an EmailMessage of the modern API (headers parsed on demand)."""
-    parsed = BytesParser(policy=MESSAGE_POLICY).parsebytes(content, headersonly=headers_only)
+    parser = BytesParser(policy=MESSAGE_POLICY)
+    single = None if headers_only else _single_part(parser, content)
+    if single is not None:
+        return single
+    parsed = parser.parsebytes(content, headersonly=headers_only)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _single_part(parser: BytesParser, content: bytes) -> EmailMessage | None:
+    """The parse of a message that is not multipart (nor message/*), whose header section ends
+    in CRLF CRLF and uses CRLF only, made as the email package makes it but without its line by
+    line pass over the body (for such a message that pass only joins the lines again: 1.7 ms
+    of a 100 KB body, most of the policy stage's parsing). None for any other message."""
+    end = content.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = content[: end + 4]
+    line_ends = head.count(b"\r\n")
+    if head.count(b"\r") != line_ends or head.count(b"\n") != line_ends:
+        return None
+    parsed = parser.parsebytes(head, headersonly=True)
+    if parsed.get_payload() != "" or parsed.get_content_maintype() in ("multipart", "message"):
+        return None  # a line that is no header ended the section early, or parts follow
+    parsed.set_payload(content[end + 4 :].decode("ascii", "surrogateescape"))
     assert isinstance(parsed, EmailMessage)
     return parsed

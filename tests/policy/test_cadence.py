@@ -139,6 +139,14 @@ CASES = [
         "other content",
         send_history=history(DAYS, 5 * DAYS, 9 * DAYS, content="00" * 16),
     ),
+    case(
+        CONTENT,
+        True,
+        "a fixed copy is compared as the sender wrote it",
+        text="the same text with a footer added",
+        content_hash=SAME_CONTENT,
+        send_history=history(DAYS, 5 * DAYS, 9 * DAYS, content=SAME_CONTENT),
+    ),
 ]
 
 test_rule, test_the_default_message_passes_every_rule = table_tests(

@@ -1,6 +1,7 @@
 """The fast paths of relay.policy.inspect give the results of the plain definitions they
 replace: stripping addresses for the content hash, normalising text, finding the lines with
-opt-out wording; and the remembering header policy parses like email.policy.default."""
+opt-out wording; and the remembering header policy and the single-part parse give what
+email.policy.default gives."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from email.parser import BytesParser
 
 import pytest
 
+from relay import message_parsing
 from relay.message_parsing import parse_message
 from relay.policy import inspect
 from relay.policy.inspect import TextPart
+from tests.support.paths import CORPUS
 
 # The definitions the fast paths must agree with.
 ADDRESS = re.compile(r"[^\s<>@\"']+@[^\s<>@\"']+")
@@ -121,3 +124,62 @@ def test_long_header_values_are_not_remembered() -> None:
     assert first is not second  # parsed on each read: memory stays bounded
     short = parse_message(b"Subject: sale\r\n\r\nbody\r\n")
     assert short["Subject"] is short["Subject"]
+
+
+SINGLE_PART_CASES = [
+    b"Subject: plain\r\n\r\nline one\r\nline two\r\n",
+    b"Subject: no final line end\r\n\r\nlast",
+    b"Subject: empty body\r\n\r\n",
+    b"Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\xa9\xff\r\n",
+    b"Subject: folded\r\n continued\r\nX-A: 1\r\n\r\nbody\r\n\r\n\r\nmore\r\n",
+    b" first line is a continuation\r\nSubject: x\r\n\r\nbody\r\n",
+    b"From someone@example.com Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nbody\r\n",
+    b"Subject: x\r\nthis is no header\r\n\r\nbody\r\n",
+    b"Subject: x\nX-Bare: lf\r\n\r\nbody\r\n",
+    b"Subject: x\r\nX-Bare: cr\r\r\n\r\nbody\r\n",
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\npart\r\n--b--\r\n",
+    b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n",
+    b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n",
+    b"Content-Type: multipart\r\n\r\nno subtype\r\n",
+    b"Content-Type: text/html\r\n\r\n<p>a</p>\r\n",
+    b"Subject: no blank line at all\r\n",
+]
+
+
+def corpus_messages() -> list[bytes]:
+    return [path.read_bytes() for path in sorted(CORPUS.glob("*/eml/**/*.eml"))]
+
+
+def test_single_part_fast_path_parses_as_the_email_package() -> None:
+    messages = SINGLE_PART_CASES + corpus_messages()
+    assert len(messages) > 100
+    fast = 0
+    for content in messages:
+        ours = parse_message(content)
+        theirs = BytesParser(policy=email_policy.default).parsebytes(content)
+        assert ours.as_bytes() == theirs.as_bytes(), content[:200]
+        assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+        assert ours.items() == theirs.items()
+        assert ours.is_multipart() == theirs.is_multipart()
+        if not ours.is_multipart():
+            assert ours.get_payload() == theirs.get_payload()
+        fast += (
+            message_parsing._single_part(
+                BytesParser(policy=message_parsing.MESSAGE_POLICY), content
+            )
+            is not None
+        )
+    assert fast > 20  # the fast path was taken, not only the fallback
+
+
+def test_the_same_text_is_read_once_up_to_a_length() -> None:
+    def part_of(body: bytes) -> TextPart:
+        (part,) = inspect.text_parts(parse_message(b"Subject: a\r\n\r\n" + body))
+        return part
+
+    short = b"visit https://shop.example/x to unsubscribe\r\n"
+    assert part_of(short) is part_of(short)
+    assert part_of(short).links == (inspect.Link("https://shop.example/x", ""),)
+    long = b"x" * (1 << 20) + b"\r\n"
+    assert part_of(long) is not part_of(long)  # memory stays bounded
+    assert part_of(long).text == part_of(long).text

@@ -596,6 +596,7 @@ class Checkpoint:
             envelope_spf=transaction.envelope_spf,
             sender_dns=transaction.sender_dns,
             send_history=recipient.history,
+            content_hash=transaction.content_hash,
             sender_standing=transaction.sender_standing,
         )
 

@@ -39,6 +39,9 @@ class MessageContext:
     # This sender's commercial deliveries to the recipient within the longest cadence window,
     # oldest first (relay.stores.history); None: not gathered.
     send_history: tuple[Delivery, ...] | None = None
+    # inspect.content_hash of the message as the sender wrote it, before any fix: what the
+    # history records and the duplicate-content rule compares; None: computed from `message`.
+    content_hash: str | None = None
     # The sender's pause and complaint rates (relay.policy.standing); None: not gathered.
     sender_standing: SenderStanding | None = None
 

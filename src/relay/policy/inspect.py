@@ -224,7 +224,8 @@ class TextPart:
     text: str
     links: tuple[Link, ...]
 
-    # Several rules of every recipient ask; a part lives as long as its parsed message.
+    # Several rules of every recipient ask; a part lives as long as its parsed message (or as
+    # long as _remembered_text_part keeps it).
     @functools.cached_property
     def unsubscribe_link(self) -> bool:
         """A link whose address or words speak of opting out."""
@@ -446,13 +447,29 @@ def _decode_text_parts(message: Message) -> list[TextPart]:
             content_type = part.get_content_type()
         except Exception:
             continue
-        if content_type == "text/plain":
-            text = _content(part)
-            links = tuple(Link(url, "") for url in _URL.findall(text))
-            found.append(TextPart(content_type, text, links))
-        elif content_type == "text/html":
-            found.append(_html_part(_content(part)))
+        if content_type in ("text/plain", "text/html"):
+            found.append(_text_part(content_type, _content(part)))
     return found
+
+
+def _text_part(content_type: str, content: str) -> TextPart:
+    if len(content) > _REMEMBERED_TEXT_LENGTH:
+        return _read_text_part(content_type, content)
+    return _remembered_text_part(content_type, content)
+
+
+def _read_text_part(content_type: str, content: str) -> TextPart:
+    if content_type == "text/html":
+        return _html_part(content)
+    return TextPart(content_type, content, tuple(Link(url, "") for url in _URL.findall(content)))
+
+
+# The same text is read again within one decision: the footer fix reads its copy back, then the
+# rules read the fixed copy. Remembering the last few parts (and so what was worked out from
+# them: links, opt-out lines, normalised text) saves a third of the reading; the length bound
+# keeps the memory bounded whatever the message size.
+_REMEMBERED_TEXT_LENGTH = 1 << 20
+_remembered_text_part = functools.lru_cache(maxsize=8)(_read_text_part)
 
 
 def normalise(text: str) -> str:

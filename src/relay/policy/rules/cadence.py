@@ -180,7 +180,7 @@ def duplicate_content(context: MessageContext, params: Mapping[str, Any]) -> Ite
     if not _counted(context) or context.message is None:
         return []
     assert context.send_history is not None
-    digest = inspect.content_hash(context.message)
+    digest = context.content_hash or inspect.content_hash(context.message)
     same = (d for d in context.send_history if d.content_hash == digest)
     found = _within(context, params["period"], same)
     if len(found) < params["count"]:
