@@ -177,3 +177,18 @@ def test_tally_logs_instead_of_raising_when_the_store_is_closed(db, caplog):
 
     asyncio.run(closed())
     assert "list-health figures not counted (acme/x accepted+1)" in caplog.text
+
+
+def test_concurrent_additions_are_all_counted(db):
+    async def count_concurrently(stats):
+        await asyncio.gather(
+            *(
+                stats.add(WHEN, [Tally("acme", "spring", Kind.ACCEPTED, 2)], [(f"Q{n}", "spring")])
+                for n in range(50)
+            )
+        )
+        return await stats.figures(DAY, WHEN), await stats.campaign_of("Q49")
+
+    figures, campaign = run(db, count_concurrently)
+    assert figures == {("acme", "spring"): Figures(accepted=100)}
+    assert campaign == "spring"

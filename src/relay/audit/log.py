@@ -37,6 +37,7 @@ from typing import Any
 from relay.audit.records import AuditEvent
 from relay.durable import fsync_directory
 from relay.errors import AuditError
+from relay.group_commit import GroupCommit
 
 __all__ = [
     "GENESIS",
@@ -126,11 +127,11 @@ class AuditLog:
         self._size = 0
         self._lock_fd: int | None = None
         self._broken: str | None = None
-        # Group commit; touched only in the event loop.
-        self._pending: list[tuple[Sequence[AuditEvent], asyncio.Future[list[str]]]] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = False
+        # One write and one fsync for the records of every transaction waiting.
+        self._commits: GroupCommit[Sequence[AuditEvent], list[str]] = GroupCommit(
+            self._commit_batch, "audit-writer"
+        )
+        self._open = False
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -139,18 +140,16 @@ class AuditLog:
         """Take the directory, read the tail of the log and continue its chain. Refuse (AuditError)
         when the last record is cut short or does not verify."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._open)
-        self._writer = asyncio.create_task(self._write_pending(), name="audit-writer")
+        await loop.run_in_executor(self._thread, self._take_directory)
+        self._open = True
 
     async def close(self) -> None:
         """Commit what is pending, then release the files. Closing twice does nothing."""
         if self._closed:
             return
-        self._closed = self._closing = True
-        if self._writer is not None:
-            self._wakeup.set()
-            await self._writer
-            self._writer = None
+        self._closed = True
+        self._open = False
+        await self._commits.drain()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
@@ -166,7 +165,7 @@ class AuditLog:
         to anchor the chain."""
         return self._prev
 
-    def _open(self) -> None:
+    def _take_directory(self) -> None:
         try:
             if not self.directory.is_dir():
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -246,45 +245,28 @@ class AuditLog:
         record for good, e.g. in the suppression entry it caused) when they are on disk
         (fsync'd). Raise AuditError when they could not be written: the decisions must not be
         acted on."""
-        if self._writer is None or self._closing:
+        if not self._open:
             raise AuditError(f"{self.directory}: the audit log is not open")
         if not events:
             return []
-        done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._pending.append((events, done))
-        self._wakeup.set()
-        return await done
+        return await self._commits.submit(events)
 
-    async def _write_pending(self) -> None:
+    async def _commit_batch(
+        self, requests: list[Sequence[AuditEvent]]
+    ) -> list[list[str] | Exception]:
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                requests = [events for events, _ in batch]
-                try:
-                    outcomes = await loop.run_in_executor(self._thread, self._commit, requests)
-                except Exception as exc:  # a bug must not leave appenders waiting forever
-                    failure = AuditError(f"{self.directory}: audit log writer failed: {exc!r}")
-                    outcomes = [failure] * len(batch)
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    if done.done():  # the appender was cancelled; its records are written
-                        continue
-                    if isinstance(outcome, AuditError):
-                        done.set_exception(outcome)
-                    else:
-                        done.set_result(outcome)
-            if self._closing and not self._pending:
-                return
+        try:
+            return await loop.run_in_executor(self._thread, self._commit, requests)
+        except Exception as exc:  # a bug must not leave appenders waiting forever
+            raise AuditError(f"{self.directory}: audit log writer failed: {exc!r}") from exc
 
-    def _commit(self, requests: list[Sequence[AuditEvent]]) -> list[AuditError | list[str]]:
+    def _commit(self, requests: list[Sequence[AuditEvent]]) -> list[list[str] | Exception]:
         """Encode and chain every request, write them with one write and one fsync. A request
         that cannot be encoded fails alone; a failed write fails them all and leaves the chain
         where it was. A request that succeeds gets its records' hashes."""
         if self._broken is not None:
             return [AuditError(self._broken)] * len(requests)
-        outcomes: list[AuditError | list[str]] = []
+        outcomes: list[list[str] | Exception] = []
         lines: list[bytes] = []
         seq, prev = self._seq, self._prev
         for events in requests:

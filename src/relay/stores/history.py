@@ -30,6 +30,7 @@ from typing import Protocol
 import aiosqlite
 
 from relay.errors import StoreUnavailable
+from relay.group_commit import GroupCommit
 from relay.stores.hashing import AddressHasher
 from relay.stores.sqlite_base import connect, store_errors
 
@@ -105,6 +106,10 @@ class SqliteHistory:
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._pruned_at: datetime | None = None
+        # Every accepted commercial message records its sends: one transaction for all waiting.
+        self._commits: GroupCommit[list[Delivery], None] = GroupCommit(
+            self._record_batch, "delivery-history"
+        )
 
     async def open(self) -> None:
         async with store_errors(self.path, "open the delivery history"):
@@ -118,6 +123,7 @@ class SqliteHistory:
                 raise
 
     async def close(self) -> None:
+        await self._commits.drain()
         for db in (self._reader, self._writer):
             if db is not None:
                 with contextlib.suppress(sqlite3.Error, ValueError):  # nothing left to protect
@@ -150,6 +156,10 @@ class SqliteHistory:
         ]
 
     async def record(self, deliveries: Iterable[Delivery]) -> None:
+        await self._commits.submit(list(deliveries))
+
+    async def _record_batch(self, batch: list[list[Delivery]]) -> list[Exception | None]:
+        """The deliveries of every caller waiting, in one transaction."""
         rows = [
             (
                 bytes.fromhex(delivery.address_hash),
@@ -159,10 +169,11 @@ class SqliteHistory:
                 delivery.list_id,
                 None if delivery.content_hash is None else bytes.fromhex(delivery.content_hash),
             )
+            for deliveries in batch
             for delivery in deliveries
         ]
         if not rows:
-            return
+            return [None] * len(batch)
         now = max(from_micros(row[2]) for row in rows)
         async with self._write("record deliveries") as db:
             await db.executemany(
@@ -174,6 +185,7 @@ class SqliteHistory:
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await self.prune(now - self.keep)
+        return [None] * len(batch)
 
     async def prune(self, before: datetime) -> int:
         async with self._write("prune the delivery history") as db:

@@ -59,6 +59,7 @@ from typing import Protocol
 import aiosqlite
 
 from relay.errors import StoreUnavailable
+from relay.group_commit import GroupCommit
 from relay.stores.models import ComplaintRate
 from relay.stores.sqlite_base import connect, store_errors
 
@@ -290,6 +291,9 @@ def _hour(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
+_Addition = tuple[datetime, list[Tally], list[tuple[str, str]]]
+
+
 class SqliteStats:
     """ListStats in a SQLite file (the stores file); one connection, one operation at a time."""
 
@@ -297,6 +301,10 @@ class SqliteStats:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # Each submission and each delivery adds figures: one transaction for all waiting.
+        self._commits: GroupCommit[_Addition, None] = GroupCommit(
+            self._add_batch, "list-health-figures"
+        )
 
     async def open(self) -> None:
         async with store_errors(self.path, "open the list-health figures"):
@@ -310,6 +318,7 @@ class SqliteStats:
             self._db = db
 
     async def close(self) -> None:
+        await self._commits.drain()
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error, ValueError):  # nothing left to protect
                 await self._db.close()
@@ -332,15 +341,21 @@ class SqliteStats:
     async def add(
         self, at: datetime, tallies: Iterable[Tally], messages: Iterable[tuple[str, str]] = ()
     ) -> None:
-        hour = _hour(at)
-        tallies = list(tallies)
-        rows = [(t.sender_id, hour, t.campaign, t.kind.value, t.rule_id, t.count) for t in tallies]
-        by_destination = [
-            (t.sender_id, hour, t.destination, t.kind.value, t.rule_id, t.count)
-            for t in tallies
-            if t.destination
-        ]
-        remembered = [(queue_id, campaign, at.isoformat()) for queue_id, campaign in messages]
+        await self._commits.submit((at, list(tallies), list(messages)))
+
+    async def _add_batch(self, batch: list[_Addition]) -> list[Exception | None]:
+        """Every addition waiting, in one transaction."""
+        rows, by_destination, remembered = [], [], []
+        for at, tallies, messages in batch:
+            hour = _hour(at)
+            for t in tallies:
+                rows.append((t.sender_id, hour, t.campaign, t.kind.value, t.rule_id, t.count))
+                if t.destination:
+                    by_destination.append(
+                        (t.sender_id, hour, t.destination, t.kind.value, t.rule_id, t.count)
+                    )
+            remembered += [(queue_id, campaign, at.isoformat()) for queue_id, campaign in messages]
+        latest = max(at for at, _, _ in batch)
         async with self._connection("count list-health figures") as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
@@ -366,13 +381,14 @@ class SqliteStats:
                     )
                     await db.execute(
                         "DELETE FROM campaign_messages WHERE at < ?",
-                        ((at - CAMPAIGN_MEMORY).isoformat(),),
+                        ((latest - CAMPAIGN_MEMORY).isoformat(),),
                     )
                 await db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await db.execute("ROLLBACK")
                 raise
+        return [None] * len(batch)
 
     async def campaign_of(self, queue_id: str) -> str:
         async with self._connection("look up a message's campaign") as db:
