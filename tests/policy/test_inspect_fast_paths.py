@@ -183,3 +183,46 @@ def test_the_same_text_is_read_once_up_to_a_length() -> None:
     long = b"x" * (1 << 20) + b"\r\n"
     assert part_of(long) is not part_of(long)  # memory stays bounded
     assert part_of(long).text == part_of(long).text
+
+
+LINK_ALPHABET = [
+    "http",
+    "HTTPS",
+    "://",
+    "MailTo:",
+    "mailto",
+    ":",
+    "/",
+    "a",
+    " ",
+    "\n",
+    "<",
+    "'",
+    "İ",
+    "x",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "see https://shop.example/a and http://b.example, mailto:ann@shop.example",
+        "HTTPS://A.EXAMPLE/X xhttp://glued.example http://http://twice.example",
+        "http:// nothing after https://",
+        "MAILTO:Bob@Example.com'quoted' <http://angle.example>",
+        "İstanbul https://after.a.longer.lower.case.example",
+        "://lead mailto: https://x",
+    ],
+)
+def test_links_are_found_and_stripped_as_the_regular_expression_would(text: str) -> None:
+    assert [text[a:b] for a, b in inspect._link_spans(text)] == inspect._URL.findall(text)
+    assert inspect._without_links(text) == inspect._URL.sub(" ", text)
+
+
+def test_links_in_random_texts_are_found_as_the_regular_expression_would() -> None:
+    rng = random.Random(17)
+    for _ in range(20000):
+        text = "".join(rng.choice(LINK_ALPHABET) for _ in range(rng.randint(0, 12)))
+        assert [text[a:b] for a, b in inspect._link_spans(text)] == inspect._URL.findall(text)
+        assert inspect._without_links(text) == inspect._URL.sub(" ", text), text
