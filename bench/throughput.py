@@ -228,7 +228,8 @@ class ChildProcess:
 class RelayProcess(ChildProcess):
     """relay started as an operator would: `python -m relay serve --config FILE`. Its SMTP,
     feedback and HTTP listeners get free loopback ports; `route` is the recipient domain (or
-    "*") routed to the sink; `extra_config` is appended to the generated TOML (more sections)."""
+    "*") routed to the sink; `extra_config` is appended to the generated TOML (more sections);
+    `port` and `reuse_port` let several nodes share one submission port."""
 
     def __init__(
         self,
@@ -240,9 +241,11 @@ class RelayProcess(ChildProcess):
         *,
         route: str = DOMAIN,
         extra_config: str = "",
+        port: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.directory = directory
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.config_path = directory / "relay.toml"
         self.log_path = directory / "relay.log"
         self.config = "\n".join(
@@ -253,6 +256,7 @@ class RelayProcess(ChildProcess):
                 f'listen = "{LOOPBACK}:{self.port}"',
                 'hostname = "relay.bench.test"',
                 f"max_message_size = {max_message_size}",
+                f"reuse_port = {'true' if reuse_port else 'false'}",
                 "",
                 "[feedback]",
                 f'listen = "{LOOPBACK}:{free_port()}"',

@@ -3,7 +3,10 @@
 Everything runs on loopback in a temporary directory: NSD (the test suite's DNS fixture)
 publishing bench.test's SPF, DMARC and DKIM key records; one counting sink (throughput.py's
 `Sink`, its own process) that both servers deliver to; relay (`python -m relay serve`, the
-shipped policies, every domain routed to the sink, a fresh RSA-2048 key for bench.test); and a
+shipped policies, every domain routed to the sink, a fresh RSA-2048 key for bench.test), one
+node per CPU as the README sets a host up (`--relay-nodes`: the nodes share the submission port
+with [smtp] reuse_port and the first node's stores file; each has its own spool and audit
+chain); and a
 private Postfix instance (its own config, queue and data directories, `postfix -c DIR start`)
 relaying everything to the sink through OpenDKIM as its milter, signing with the same key
 (relaxed/relaxed, rsa-sha256). Postfix keeps its default durability: the queue file is fsync'd
@@ -23,7 +26,7 @@ checks that both servers accept and deliver everything signed and that relay's a
 Then, per size, rounds of relay then Postfix (A B A B ...), each run waiting until the sink has
 every accepted message. Per run: accepted/s (250s / submission span), delivered/s (messages at
 the sink / (last arrival - first MAIL)), p50/p99 time to 250, CPU seconds per 1,000 messages of
-the server side's process trees (relay: its process and children; Postfix: the master and all
+the server side's process trees (relay: every node and its children; Postfix: the master and all
 its descendants, reaped ones included, plus opendkim) and their peak RSS summed over the
 processes, polled every 0.2 s (Postfix's hundred-odd processes share their libraries, which the
 sum counts once per process: "private" is the peak sum of RSS minus shared pages), and the load
@@ -32,11 +35,11 @@ size (means over rounds, and relay/Postfix), and as the last line
 `vs_postfix: 10KB ratio=R1 100KB ratio=R2`, R = relay delivered/s / Postfix delivered/s.
 
 Defaults: sizes 10240 and 102400, 2 rounds, 50 connections, 3,000 messages per run at sizes up
-to 32 KiB and 1,000 above: about four minutes in all on two cores (224 s), three quarters of
-it relay's runs (5,000 and 2,000 would take about seven). Needs root (Postfix is started as
-root, as in production) and installs postfix and opendkim with apt if missing.
+to 32 KiB and 1,000 above: about two minutes in all on two cores. Needs root (Postfix is
+started as root, as in production) and installs postfix and opendkim with apt if missing.
 
     .venv/bin/python bench/vs_postfix.py
+    .venv/bin/python bench/vs_postfix.py --relay-nodes 1        # relay as one process
     .venv/bin/python bench/vs_postfix.py --messages 500 --rounds 1
     .venv/bin/python bench/vs_postfix.py --sizes 51200 --concurrency 20
 
@@ -77,6 +80,7 @@ from throughput import (
     build_body,
     percentile,
     submit_all,
+    toml_string,
     wait_for_delivery,
     wait_until_listening,
 )
@@ -424,21 +428,21 @@ class Side(Protocol):
 
 @dataclass
 class RelaySide:
-    relay: RelayProcess
+    nodes: list[RelayProcess]  # sharing one submission port and one stores file
     name: str = "relay"
 
     @property
     def port(self) -> int:
-        return self.relay.port
+        return self.nodes[0].port
 
     def pids(self) -> list[int]:
-        return [self.relay.pid]
+        return [node.pid for node in self.nodes]
 
     def alive(self) -> bool:
-        return self.relay.alive()
+        return all(node.alive() for node in self.nodes)
 
     def log(self) -> str:
-        return self.relay.log(40)
+        return "\n".join(node.log(40) for node in self.nodes)
 
 
 @dataclass
@@ -522,10 +526,59 @@ def consent_rows(numbers: range) -> Iterator[dict[str, Any]]:
         }
 
 
-def audit_summary(relay: RelayProcess) -> tuple[int, int]:
-    """(fix records, accept records with DKIM inputs) in relay's audit log."""
+def start_relay_nodes(
+    directory: Path,
+    count: int,
+    sink_port: int,
+    max_message_size: int,
+    dns_address: str,
+    key: GeneratedKey,
+    stack: contextlib.ExitStack,
+) -> list[RelayProcess]:
+    """`count` relay nodes on one submission port ([smtp] reuse_port when more than one), each
+    with its own spool and audit chain, all on the first node's stores file and keys."""
+    nodes: list[RelayProcess] = []
+    for number in range(count):
+        node_directory = directory / ("relay" if number == 0 else f"relay-{number + 1}")
+        node_directory.mkdir()
+        shared = directory / "relay" / "var"
+        config = [
+            "[rewrite]",
+            'unsubscribe_base_url = "https://unsubscribe.bench.test"',
+            f'unsubscribe_mailto_domain = "{DOMAIN}"',
+        ]
+        if number:
+            config += [
+                f"token_key_file = {toml_string(str(shared / 'keys' / 'unsubscribe-token.key'))}",
+                "",
+                "[stores]",
+                f"path = {toml_string(str(shared / 'stores.sqlite'))}",
+                f"hmac_key_file = {toml_string(str(shared / 'keys' / 'address-hmac.key'))}",
+            ]
+        node = RelayProcess(
+            node_directory,
+            sink_port,
+            max_message_size,
+            dns_address,
+            key,
+            route="*",
+            extra_config="\n".join([*config, ""]),
+            port=nodes[0].port if nodes else None,
+            reuse_port=count > 1,
+        )
+        stack.callback(node.stop)
+        node.start()  # the first creates the shared keys and stores before the others start
+        nodes.append(node)
+    return nodes
+
+
+def audit_summary(nodes: list[RelayProcess]) -> tuple[int, int]:
+    """(fix records, accept records with DKIM inputs) in the relay nodes' audit logs."""
     fixes = signed_accepts = 0
-    for path in sorted((relay.directory / "var" / "audit").glob("audit-*.jsonl")):
+    paths = [
+        path for node in nodes for path in (node.directory / "var" / "audit").glob("audit-*.jsonl")
+    ]
+    for path in paths:
         for line in path.read_text().splitlines():
             if not line:
                 continue
@@ -675,7 +728,7 @@ async def smoke(relay: RelaySide, postfix: PostfixSide, sink: Sink, size: int, f
                 print(f"{side.name}: {sample}", file=sys.stderr)
             raise RuntimeError(f"smoke run through {side.name} failed: {run.line('smoke')}")
         await asyncio.sleep(PAUSE_BETWEEN_RUNS)
-    fixes, signed_accepts = audit_summary(relay.relay)
+    fixes, signed_accepts = audit_summary(relay.nodes)
     if fixes == 0 or signed_accepts == 0:
         raise RuntimeError(
             f"relay's audit log has {fixes} fix records and {signed_accepts} accept records"
@@ -749,11 +802,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of relay then Postfix")
     parser.add_argument("--concurrency", type=int, default=50, help="client connections")
+    parser.add_argument(
+        "--relay-nodes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help=(
+            "relay nodes sharing the submission port ([smtp] reuse_port) and one stores file"
+            " (default: one per CPU, as the README's one-node-per-core setup)"
+        ),
+    )
     args = parser.parse_args(argv)
     if (args.messages is not None and args.messages < 1) or args.rounds < 1:
         parser.error("--messages and --rounds must be >= 1")
-    if args.concurrency < 1:
-        parser.error("--concurrency must be >= 1")
+    if args.concurrency < 1 or args.relay_nodes < 1:
+        parser.error("--concurrency and --relay-nodes must be >= 1")
     return args
 
 
@@ -804,25 +866,10 @@ def main(argv: list[str] | None = None) -> int:
             sink = Sink(0).start()
             stack.callback(sink.stop)
 
-            (directory / "relay").mkdir()
-            relay_process = RelayProcess(
-                directory / "relay",
-                sink.port,
-                max_message_size,
-                dns.address,
-                key,
-                route="*",
-                extra_config="\n".join(
-                    [
-                        "[rewrite]",
-                        'unsubscribe_base_url = "https://unsubscribe.bench.test"',
-                        f'unsubscribe_mailto_domain = "{DOMAIN}"',
-                        "",
-                    ]
-                ),
+            nodes = start_relay_nodes(
+                directory, args.relay_nodes, sink.port, max_message_size, dns.address, key, stack
             )
-            stack.callback(relay_process.stop)
-            relay_process.start()
+            relay_process = nodes[0]
             relay_import(relay_process, "senders", sender_rows())
             relay_import(relay_process, "consent", consent_rows(range(total)))
 
@@ -837,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
             postfix_instance.start()
 
             print(
-                f"relay on {LOOPBACK}:{relay_process.port}, postfix"
+                f"relay ({len(nodes)} node(s)) on {LOOPBACK}:{relay_process.port}, postfix"
                 f" {postfix_version()} on {LOOPBACK}:{postfix_instance.port} with opendkim on"
                 f" {LOOPBACK}:{opendkim.port}, sink on {LOOPBACK}:{sink.port};"
                 f" {total} consent records imported",
@@ -846,7 +893,7 @@ def main(argv: list[str] | None = None) -> int:
             status, final_line = asyncio.run(
                 benchmark(
                     args,
-                    RelaySide(relay_process),
+                    RelaySide(nodes),
                     PostfixSide(postfix_instance, opendkim),
                     sink,
                 )

@@ -212,6 +212,7 @@ async def _run(
             lambda: SubmissionSession(handler, settings.smtp, tls_context, authenticator),
             settings.smtp.listen,
             "[smtp] listen",
+            reuse_port=settings.smtp.reuse_port,
         )
         await _listen(
             servers,
@@ -254,12 +255,16 @@ async def _listen(
     factory: Callable[[], asyncio.Protocol],
     listen: HostPort,
     key: str,
+    *,
+    reuse_port: bool = False,
 ) -> None:
     """Serve `factory`'s sessions on `listen` until `servers` closes; ListenError naming the
     config `key` when the address cannot be bound."""
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(factory, host=listen.host, port=listen.port)
+        server = await loop.create_server(
+            factory, host=listen.host, port=listen.port, reuse_port=reuse_port
+        )
     except OSError as exc:
         # asyncio rewords the error ("error while attempting to bind ..."); errno says it plainly.
         reason = os.strerror(exc.errno) if exc.errno else str(exc)

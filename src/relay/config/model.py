@@ -70,6 +70,9 @@ class SmtpSettings(_Section):
     tls_key: Path | None = None
     users: list[SmtpUser] = Field(default_factory=list)
     timeout: Duration = timedelta(minutes=5)
+    # Several relay nodes on one host accept on the same listen address (SO_REUSEPORT: the
+    # kernel spreads the connections): one node per core. Each keeps its own state_dir.
+    reuse_port: bool = False
 
     @field_validator("trusted_networks", mode="before")
     @classmethod
