@@ -145,7 +145,7 @@ def adlaw_identity(context: MessageContext, params: Mapping[str, Any]) -> Iterab
         return []
     if context.sender is None:
         return [inspect.no_sender(context)]
-    body = " ".join(inspect.normalise(part.text) for part in inspect.text_parts(context.message))
+    body = " ".join(part.normalised for part in inspect.text_parts(context.message))
     wanted = {"legal_name": context.sender.legal_name, "contact": context.sender.contact}
     missing = [
         key for key, value in wanted.items() if not value or inspect.normalise(value) not in body
