@@ -1,13 +1,15 @@
 """The fast paths of relay.policy.inspect give the results of the plain definitions they
 replace: stripping addresses for the content hash, normalising text, finding the lines with
-opt-out wording; and the remembering header policy and the single-part parse give what
-email.policy.default gives."""
+opt-out wording, the content hash read text by text; and the remembering header policy and the
+single-part parse give what email.policy.default gives."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from email import policy as email_policy
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 import pytest
@@ -226,3 +228,34 @@ def test_links_in_random_texts_are_found_as_the_regular_expression_would() -> No
         text = "".join(rng.choice(LINK_ALPHABET) for _ in range(rng.randint(0, 12)))
         assert [text[a:b] for a, b in inspect._link_spans(text)] == inspect._URL.findall(text)
         assert inspect._without_links(text) == inspect._URL.sub(" ", text), text
+
+
+def content_hash_as_defined(message: Message) -> str:
+    """The digest of the Subject and the body texts joined by line breaks, links then addresses
+    removed, normalised: as the whole text, not text by text."""
+    texts = [inspect.subject(message), *(part.text for part in inspect.text_parts(message))]
+    stripped = ADDRESS.sub(" ", inspect._URL.sub(" ", "\n".join(texts)))
+    return hashlib.sha256(inspect.normalise(stripped).encode("utf-8")).digest()[:16].hex()
+
+
+def random_multipart(rng: random.Random) -> bytes:
+    def text() -> str:
+        return "".join(rng.choice([*LINK_ALPHABET, ",", "@", "b", "\t"]) for _ in range(30))
+
+    message = EmailMessage()
+    message["Subject"] = text().replace("\n", " ")
+    message.set_content(text())
+    if rng.random() < 0.7:
+        message.add_alternative(f"<p>{text()}</p><a href='https://x.example'>{text()}</a>", "html")
+    if rng.random() < 0.3:
+        message.add_attachment(text())
+    return message.as_bytes(policy=email_policy.SMTP)
+
+
+def test_the_content_hash_read_text_by_text_is_the_hash_of_the_whole_text() -> None:
+    rng = random.Random(23)
+    contents = [random_multipart(rng) for _ in range(2000)] + corpus_messages()
+    contents += [b"Subject: \r\n\r\n", b"Subject: a\r\n\r\n", b"\r\n\r\n body only"]
+    for content in contents:
+        message = parse_message(content)
+        assert inspect.content_hash(message) == content_hash_as_defined(message), content

@@ -9,6 +9,7 @@ import dkim
 import pytest
 from dkim.canonicalization import Relaxed
 
+from relay.signing import canonical
 from relay.signing.canonical import relaxed_body, split_message
 
 EDGE_BODIES = [
@@ -36,6 +37,7 @@ def dkimpy(message: bytes) -> tuple[list[list[bytes]], bytes]:
 
 def relay(message: bytes) -> tuple[list[list[bytes]], bytes]:
     header_section, body, _ = split_message(message)
+    assert canonical.header_section(message) == header_section
     headers, _ = dkim.rfc822_parse(header_section)
     return headers, relaxed_body(body)
 

@@ -1,7 +1,8 @@
 """A destination MX: a real aiosmtpd server that records what it receives.
 
-Replies can be scripted per recipient (`rcpt_replies`) or for DATA (`data_replies`); each
-scripted reply is used once, in order, then the sink accepts. A handler of its own (a subclass of
+Replies can be scripted per recipient (`rcpt_replies`), for the DATA command itself
+(`data_command_replies`, instead of 354) or for the data (`data_replies`); each scripted reply is
+used once, in order, then the sink accepts. A handler of its own (a subclass of
 SinkHandler, see tests/support/shaping_sinks.py) can also watch connections come and go.
 """
 
@@ -34,6 +35,7 @@ class SinkMessage:
 class SinkHandler:
     messages: list[SinkMessage] = field(default_factory=list)
     rcpt_replies: defaultdict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    data_command_replies: deque[str] = field(default_factory=deque)
     data_replies: deque[str] = field(default_factory=deque)
     received: threading.Condition = field(default_factory=threading.Condition)
 
@@ -84,6 +86,13 @@ class _SinkSMTP(SMTP):
         super().connection_lost(error)
         self.event_handler.connection_lost(self)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        scripted = self.event_handler.data_command_replies
+        if scripted and self.envelope.rcpt_tos:
+            await self.push(scripted.popleft())
+            return
+        await super().smtp_DATA(arg)
+
 
 class _SinkController(Controller):
     def __init__(self, handler: SinkHandler, host: str, port: int, **kwargs: Any) -> None:
@@ -130,6 +139,10 @@ class Sink:
     @property
     def rcpt_replies(self) -> defaultdict[str, deque[str]]:
         return self.handler.rcpt_replies
+
+    @property
+    def data_command_replies(self) -> deque[str]:
+        return self.handler.data_command_replies
 
     @property
     def data_replies(self) -> deque[str]:

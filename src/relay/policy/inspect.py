@@ -265,6 +265,11 @@ class TextPart:
         """The text normalised (see `normalise`): what names and addresses are looked up in."""
         return normalise(self.text)
 
+    @functools.cached_property
+    def hashed_text(self) -> str:
+        """What content_hash reads of this part."""
+        return _hashed_text(self.text)
+
 
 Attributes = list[tuple[str, str | None]]
 
@@ -572,12 +577,20 @@ def no_sender(context: MessageContext) -> Finding:
 @per_message
 def content_hash(message: Message) -> str:
     """What makes two messages "the same content" to a reader (the cadence rules): SHA-256
-    (first 16 bytes, hex) of the Subject and the text of the body parts, normalised, without
-    links and addresses (unsubscribe tokens, tracking and the recipient's own address differ
-    in every copy of a campaign)."""
-    texts = [subject(message), *(part.text for part in text_parts(message))]
-    stripped = _without_addresses(_without_links("\n".join(texts)))
-    return hashlib.sha256(normalise(stripped).encode("utf-8")).digest()[:16].hex()
+    (first 16 bytes, hex) of the Subject and the text of the body parts, joined by line breaks,
+    normalised, without links and addresses (unsubscribe tokens, tracking and the recipient's
+    own address differ in every copy of a campaign).
+
+    Neither a link nor an address spans a line break, and normalising makes the break one
+    space, so each text is read on its own (and a part's reading kept with the part: the copies
+    of a campaign often share their text)."""
+    texts = [_hashed_text(subject(message)), *(part.hashed_text for part in text_parts(message))]
+    joined = " ".join(text for text in texts if text)
+    return hashlib.sha256(joined.encode("utf-8")).digest()[:16].hex()
+
+
+def _hashed_text(text: str) -> str:
+    return normalise(_without_addresses(_without_links(text)))
 
 
 def _link_spans(text: str) -> Iterator[tuple[int, int]]:

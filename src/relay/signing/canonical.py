@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["relaxed_body", "split_message"]
+__all__ = ["header_section", "relaxed_body", "split_message"]
 
 _SPACES = re.compile(rb"  +")  # a literal prefix: the regex engine only stops at double spaces
 
@@ -23,20 +23,31 @@ def split_message(message: bytes) -> tuple[bytes, bytes, bytes]:
     the body after the empty line with every bare LF made CRLF (as dkimpy's `rfc822_parse`), and
     the message's own line separator to write new header fields with."""
     linesep = b"\n" if (eol := message.find(b"\n")) > 0 and message[eol - 1] != 0x0D else b"\r\n"
-    if message.startswith((b"\r\n", b"\n")):
-        header, rest = b"", message
-    else:
-        end = message.find(b"\n\r\n")
-        bare = message.find(b"\n\n", 0, len(message) if end < 0 else end + 1)  # an earlier LF one
-        if bare >= 0:
-            end = bare
-        elif end < 0:
-            return message, b"", linesep
-        header, rest = message[: end + 1], message[end + 1 :]
+    end = _header_end(message)
+    rest = message[end:]
     body = rest[2:] if rest.startswith(b"\r\n") else rest[1:]
     if body.count(b"\n") != body.count(b"\r\n"):
         body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    return header, body, linesep
+    return message[:end], body, linesep
+
+
+def header_section(message: bytes) -> bytes:
+    """The header section of split_message, without copying the body."""
+    return message[: _header_end(message)]
+
+
+def _header_end(message: bytes) -> int:
+    """The length of the header section: up to the empty line (CRLF or bare LF) that ends it,
+    or the whole message when there is none."""
+    if message.startswith((b"\r\n", b"\n")):
+        return 0
+    end = message.find(b"\n\r\n")
+    bare = message.find(b"\n\n", 0, len(message) if end < 0 else end + 1)  # an earlier LF one
+    if bare >= 0:
+        end = bare
+    elif end < 0:
+        return len(message)
+    return end + 1
 
 
 def relaxed_body(body: bytes) -> bytes:

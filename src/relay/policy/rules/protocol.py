@@ -121,7 +121,7 @@ def line_length(context: MessageContext, params: Mapping[str, Any]) -> Iterable[
     # messages that reach the policy stage by another way. Like RFC-5322-REQUIRED, one id with
     # two outcomes: a long header line cannot be repaired, a long body line can be re-encoded
     # (quoted-printable) before signing; inputs["remedy"] says which.
-    if context.raw is None:
+    if context.raw is None or max(map(len, context.raw.splitlines()), default=0) <= MAX_LINE:
         return []
     findings: list[Finding] = []
     in_header = True
